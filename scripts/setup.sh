@@ -27,6 +27,11 @@ install_packages() {
 	command -v curl >/dev/null || missing+=(curl)
 	command -v npm >/dev/null || missing+=(npm)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# The preprocessing parity test compares with Pillow + NumPy.
+	/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null || missing+=(python3-pil python3-numpy)
+	if [ "$WANT_PYTHON_ONNX" = 1 ]; then
+		/usr/bin/python3 -c 'import onnx' 2>/dev/null || missing+=(python3-onnx)
+	fi
 	if [ "${#missing[@]}" -eq 0 ]; then return; fi
 	log "installing ${missing[*]}"
 	sudo_if_needed apt-get update -qq
@@ -124,6 +129,29 @@ start_clickhouse() {
 	tail -n 20 "$CH_DIR/log/error.log" "$CH_DIR/log/stdout.log" >&2 || true
 	exit 1
 }
+
+stop_clickhouse() {
+	if [ -f "$CH_DIR/server.pid" ] && kill "$(cat "$CH_DIR/server.pid")" 2>/dev/null; then
+		log "stopped ClickHouse (pid $(cat "$CH_DIR/server.pid"))"
+	else
+		log "no ClickHouse started by setup is running"
+	fi
+	rm -f "$CH_DIR/server.pid"
+}
+
+WANT_PYTHON_ONNX=0
+case "${1:-}" in
+--stop)
+	stop_clickhouse
+	exit 0
+	;;
+--python) WANT_PYTHON_ONNX=1 ;;
+"") ;;
+*)
+	echo "usage: $0 [--python|--stop]" >&2
+	exit 2
+	;;
+esac
 
 install_packages
 fetch_ort

@@ -1,0 +1,191 @@
+// Package ingest is lookout's front door: it turns the predictions and labels
+// topics into ClickHouse rows. Events that break the contract go to the
+// dead-letter topic with a reason (see internal/event); valid ones are stored
+// in batches and their offsets committed only after the insert succeeded.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lookout-dev/lookout/internal/event"
+	"github.com/lookout-dev/lookout/internal/stream"
+)
+
+// Metrics are the ingest-specific metrics; consumer mechanics are measured by
+// internal/stream.
+type Metrics struct {
+	delay  prometheus.Histogram
+	stored *prometheus.CounterVec
+	lastTS prometheus.Gauge
+}
+
+// NewMetrics registers the ingest metrics with reg (nil for none).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		delay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "lookout_ingest_end_to_end_delay_seconds",
+			Help:    "Time from a prediction's ts to its row being stored in ClickHouse.",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 14),
+		}),
+		stored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "lookout_ingest_events_stored_total",
+			Help: "Events written to ClickHouse, by kind (prediction, label). Redeliveries count again; tables collapse them.",
+		}, []string{"kind"}),
+		lastTS: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "lookout_ingest_last_event_timestamp_seconds",
+			Help: "Event time (ts) of the newest stored prediction.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.delay, m.stored, m.lastTS)
+	}
+	return m
+}
+
+// Predictions is the stage that stores prediction events.
+func Predictions(conn driver.Conn, m *Metrics) stream.Stage[event.Prediction] {
+	return stream.Stage[event.Prediction]{
+		Name: "predictions",
+		Decode: func(msg kafka.Message) (event.Prediction, bool, error) {
+			p, err := event.DecodePrediction(msg.Value)
+			return p, err == nil, err
+		},
+		Reason: event.ReasonOf,
+		Store: func(ctx context.Context, items []event.Prediction) error {
+			if err := InsertPredictions(ctx, conn, items, time.Now()); err != nil {
+				return err
+			}
+			m.observe(items)
+			return nil
+		},
+	}
+}
+
+// Labels is the stage that stores label events.
+func Labels(conn driver.Conn, m *Metrics) stream.Stage[event.Label] {
+	return stream.Stage[event.Label]{
+		Name: "labels",
+		Decode: func(msg kafka.Message) (event.Label, bool, error) {
+			l, err := event.DecodeLabel(msg.Value)
+			return l, err == nil, err
+		},
+		Reason: event.ReasonOf,
+		Store: func(ctx context.Context, items []event.Label) error {
+			if err := InsertLabels(ctx, conn, items, time.Now()); err != nil {
+				return err
+			}
+			m.stored.WithLabelValues("label").Add(float64(len(items)))
+			return nil
+		},
+	}
+}
+
+func (m *Metrics) observe(items []event.Prediction) {
+	now := time.Now()
+	var newest time.Time
+	for _, p := range items {
+		m.delay.Observe(max(now.Sub(p.TS).Seconds(), 0))
+		if p.TS.After(newest) {
+			newest = p.TS
+		}
+	}
+	m.stored.WithLabelValues("prediction").Add(float64(len(items)))
+	m.lastTS.Set(float64(newest.UnixMilli()) / 1000)
+}
+
+// InsertPredictions writes one batch of predictions.
+func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions")
+	if err != nil {
+		return fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
+	}
+	for i := range items {
+		if err := appendPrediction(batch, &items[i], now); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append prediction %q: %w", items[i].EventID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert batch of %d predictions: %w", len(items), err)
+	}
+	return nil
+}
+
+func appendPrediction(b driver.Batch, p *event.Prediction, now time.Time) error {
+	s := p.Scores()
+	classes, values := sortedProbs(p)
+	boxClasses, boxScores, boxXYXY := flattenBoxes(p.Boxes)
+	var latency *float32
+	if p.LatencyMS != nil {
+		v := float32(*p.LatencyMS)
+		latency = &v
+	}
+	return b.Append(
+		p.EventID, p.TS.UTC(), uint64(p.TS.UnixMilli()),
+		p.Model, p.ModelVersion, p.Source, p.Task, p.ImageURI,
+		p.PredictedClass, float32(s.Confidence), float32(s.Margin), float32(s.Entropy),
+		classes, values, boxClasses, boxScores, boxXYXY,
+		latency, p.Arm, p.RolloutID, uint8(p.SchemaVersion), now.UTC(),
+	)
+}
+
+// sortedProbs stores probs (or top_k) as parallel arrays in class order, so
+// equal distributions give equal rows.
+func sortedProbs(p *event.Prediction) ([]string, []float32) {
+	if len(p.Probs) == 0 {
+		classes := make([]string, len(p.TopK))
+		values := make([]float32, len(p.TopK))
+		for i, cs := range p.TopK {
+			classes[i], values[i] = cs.Class, float32(cs.Score)
+		}
+		return classes, values
+	}
+	classes := make([]string, 0, len(p.Probs))
+	for c := range p.Probs {
+		classes = append(classes, c)
+	}
+	sort.Strings(classes)
+	values := make([]float32, len(classes))
+	for i, c := range classes {
+		values[i] = float32(p.Probs[c])
+	}
+	return classes, values
+}
+
+func flattenBoxes(boxes []event.Box) ([]string, []float32, [][]float32) {
+	classes := make([]string, len(boxes))
+	scores := make([]float32, len(boxes))
+	xyxy := make([][]float32, len(boxes))
+	for i, b := range boxes {
+		classes[i], scores[i] = b.Class, float32(b.Score)
+		xyxy[i] = []float32{float32(b.XYXY[0]), float32(b.XYXY[1]), float32(b.XYXY[2]), float32(b.XYXY[3])}
+	}
+	return classes, scores, xyxy
+}
+
+// InsertLabels writes one batch of labels.
+func InsertLabels(ctx context.Context, conn driver.Conn, items []event.Label, now time.Time) error {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO labels")
+	if err != nil {
+		return fmt.Errorf("prepare insert of %d labels: %w", len(items), err)
+	}
+	for _, l := range items {
+		boxClasses, boxScores, boxXYXY := flattenBoxes(l.Boxes)
+		if err := batch.Append(l.EventID, l.Label, boxClasses, boxScores, boxXYXY,
+			l.Annotator, l.TS.UTC(), uint64(l.TS.UnixMilli()), now.UTC()); err != nil {
+			_ = batch.Abort()
+			return fmt.Errorf("append label %q: %w", l.EventID, err)
+		}
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert batch of %d labels: %w", len(items), err)
+	}
+	return nil
+}

@@ -1,0 +1,113 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// Validate reports every problem it finds, not just the first, so an operator
+// fixes the file in one go.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if len(c.Kafka.Brokers) == 0 {
+		bad("kafka.brokers: at least one broker address is required")
+	}
+	for _, b := range c.Kafka.Brokers {
+		if _, _, err := net.SplitHostPort(b); err != nil {
+			bad("kafka.brokers: %q is not host:port", b)
+		}
+	}
+	for name, v := range map[string]string{
+		"kafka.predictions_topic": c.Kafka.PredictionsTopic, "kafka.dlq_topic": c.Kafka.DLQTopic,
+		"kafka.labels_topic": c.Kafka.LabelsTopic, "kafka.group_id": c.Kafka.GroupID,
+	} {
+		if v == "" {
+			bad("%s must not be empty", name)
+		}
+	}
+	if c.Kafka.CreateTopics && c.Kafka.Partitions < 1 {
+		bad("kafka.partitions must be ≥ 1 when kafka.create_topics is on")
+	}
+	switch strings.ToLower(c.Kafka.SASL.Mechanism) {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		bad("kafka.sasl.mechanism: %q is not plain, scram-sha-256 or scram-sha-512", c.Kafka.SASL.Mechanism)
+	}
+	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
+		bad("kafka.sasl.username is required with a SASL mechanism")
+	}
+	if len(c.ClickHouse.Addr) == 0 {
+		bad("clickhouse.addr: at least one host:port is required")
+	}
+	if !validIdent(c.ClickHouse.Database) {
+		bad("clickhouse.database: %q must be letters, digits and underscores", c.ClickHouse.Database)
+	}
+	if c.Ingest.BatchSize < 1 || c.Ingest.FlushInterval <= 0 {
+		bad("ingest: batch_size must be ≥ 1 and flush_interval > 0")
+	}
+	errs = append(errs, c.Embed.validate()...)
+	errs = append(errs, c.Drift.validate()...)
+	if c.DevKafka.Partitions < 1 {
+		bad("devkafka.partitions must be ≥ 1")
+	}
+	if err := c.Simulate.Validate(); err != nil {
+		bad("simulate: %v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Embed) validate() []error {
+	if !e.Enabled {
+		return nil
+	}
+	var errs []error
+	if e.ModelPath == "" || e.ORTLibrary == "" || e.ImageRoot == "" {
+		errs = append(errs, errors.New("embed: model_path, ort_library and image_root are required when embed is enabled"))
+	}
+	if e.SampleRate < 0 || e.SampleRate > 1 {
+		errs = append(errs, fmt.Errorf("embed.sample_rate %v must be within [0,1]", e.SampleRate))
+	}
+	if e.Workers < 1 || e.BatchSize < 1 || e.IntraOpThreads < 1 || e.FlushInterval <= 0 || e.MaxImageBytes < 1 {
+		errs = append(errs, errors.New("embed: workers, batch_size, intra_op_threads, max_image_bytes must be ≥ 1 and flush_interval > 0"))
+	}
+	return errs
+}
+
+func (d *Drift) validate() []error {
+	if !d.Enabled {
+		return nil
+	}
+	var errs []error
+	if d.Interval <= 0 || d.Window <= 0 || d.ReferenceDuration <= 0 {
+		errs = append(errs, errors.New("drift: interval, window and reference_duration must be > 0"))
+	}
+	if d.MinSamples < 2 || d.MaxSamples < d.MinSamples {
+		errs = append(errs, fmt.Errorf("drift: need 2 ≤ min_samples (%d) ≤ max_samples (%d)", d.MinSamples, d.MaxSamples))
+	}
+	if d.Permutations < 19 {
+		errs = append(errs, fmt.Errorf("drift.permutations %d: at least 19 are needed for p < 0.05 to be reachable", d.Permutations))
+	}
+	if d.Alpha <= 0 || d.Alpha >= 1 {
+		errs = append(errs, fmt.Errorf("drift.alpha %v must be within (0,1)", d.Alpha))
+	}
+	if d.MinMMD2 < 0 || d.MinJS < 0 || d.MinJS > 1 {
+		errs = append(errs, errors.New("drift: min_mmd2 must be ≥ 0 and min_js within [0,1]"))
+	}
+	return errs
+}
+
+func validIdent(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
+}

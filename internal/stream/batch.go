@@ -1,0 +1,91 @@
+package stream
+
+import (
+	"strconv"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Header names on dead-letter messages. The value and key are the original
+// bytes, untouched, so a fixed producer can replay them.
+const (
+	HeaderReason    = "lookout-reason"
+	HeaderError     = "lookout-error"
+	HeaderTopic     = "lookout-source-topic"
+	HeaderPartition = "lookout-source-partition"
+	HeaderOffset    = "lookout-source-offset"
+)
+
+type batch[T any] struct {
+	items   []T
+	dead    []kafka.Message
+	reasons map[string]int
+	skipped int
+	last    map[int]kafka.Message
+	n       int
+}
+
+func (b *batch[T]) size() int { return b.n }
+
+func (b *batch[T]) track(m kafka.Message) {
+	if b.last == nil {
+		b.last = make(map[int]kafka.Message)
+	}
+	if prev, ok := b.last[m.Partition]; !ok || m.Offset > prev.Offset {
+		b.last[m.Partition] = m
+	}
+	b.n++
+}
+
+func (b *batch[T]) addItem(m kafka.Message, item T) {
+	b.items = append(b.items, item)
+	b.track(m)
+}
+
+func (b *batch[T]) addSkipped(m kafka.Message) {
+	b.skipped++
+	b.track(m)
+}
+
+func (b *batch[T]) addDead(m kafka.Message, reason string, err error) {
+	if b.reasons == nil {
+		b.reasons = make(map[string]int)
+	}
+	b.reasons[reason]++
+	detail := err.Error()
+	if len(detail) > 512 {
+		detail = detail[:512]
+	}
+	b.dead = append(b.dead, kafka.Message{
+		Key:   m.Key,
+		Value: m.Value,
+		Headers: append(append([]kafka.Header(nil), m.Headers...),
+			kafka.Header{Key: HeaderReason, Value: []byte(reason)},
+			kafka.Header{Key: HeaderError, Value: []byte(detail)},
+			kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+			kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
+			kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+		),
+	})
+	b.track(m)
+}
+
+// lastPerPartition is what to commit: committing a partition's highest
+// offset covers every earlier message of that partition.
+func (b *batch[T]) lastPerPartition() []kafka.Message {
+	out := make([]kafka.Message, 0, len(b.last))
+	for _, m := range b.last {
+		out = append(out, m)
+	}
+	return out
+}
+
+func (b *batch[T]) reset() {
+	clear(b.items)
+	b.items = b.items[:0]
+	b.dead = nil
+	clear(b.reasons)
+	clear(b.last)
+	b.skipped = 0
+	b.n = 0
+}
