@@ -51,6 +51,10 @@ type MMDResult struct {
 // rng. Both samples need at least two points (the unbiased estimator
 // divides by n(n-1)), the same non-zero dimension, finite values, and
 // n+m ≤ MMDMaxPooled. rng may be nil only when permutations is 0.
+//
+// The kernel matrix and the permutations are spread over GOMAXPROCS
+// goroutines, but random draws happen on the calling goroutine in a fixed
+// order, so a given rng seed always yields the same result.
 func MMDTest(x, y [][]float32, permutations int, rng *rand.Rand) (MMDResult, error) {
 	if err := checkMMDInput(x, y, permutations, rng); err != nil {
 		return MMDResult{}, err

@@ -85,8 +85,10 @@ func (d *Drift) validate() []error {
 	if d.Interval <= 0 || d.Window <= 0 || d.ReferenceDuration <= 0 {
 		errs = append(errs, errors.New("drift: interval, window and reference_duration must be > 0"))
 	}
-	if d.MinSamples < 2 || d.MaxSamples < d.MinSamples {
-		errs = append(errs, fmt.Errorf("drift: need 2 ≤ min_samples (%d) ≤ max_samples (%d)", d.MinSamples, d.MaxSamples))
+	// The MMD test holds the pooled kernel matrix in memory: 2×4096 points
+	// is its ceiling (drift/stats.MMDMaxPooled).
+	if d.MinSamples < 2 || d.MaxSamples < d.MinSamples || d.MaxSamples > 4096 {
+		errs = append(errs, fmt.Errorf("drift: need 2 ≤ min_samples (%d) ≤ max_samples (%d) ≤ 4096", d.MinSamples, d.MaxSamples))
 	}
 	if d.Permutations < 19 {
 		errs = append(errs, fmt.Errorf("drift.permutations %d: at least 19 are needed for p < 0.05 to be reachable", d.Permutations))

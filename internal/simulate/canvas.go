@@ -135,18 +135,26 @@ func (c *canvas) boxBlur(radius int) {
 
 // blurPass blurs n lines of length l from src into dst; step moves along a
 // line and stride between lines, so one routine serves rows and columns.
+// A running sum over a border-clamped window keeps it O(l) per line.
 func blurPass(src, dst []float32, l, n, step, stride, radius int) {
 	norm := 1 / float32(2*radius+1)
-	for line := 0; line < n; line++ {
+	for line := range n {
 		base := line * stride
-		at := func(k int) float32 { return src[base+min(max(k, 0), l-1)*step] }
-		var sum float32
-		for k := -radius; k <= radius; k++ {
-			sum += at(k)
+		first, last := src[base], src[base+(l-1)*step]
+		sum := float32(radius) * first
+		for k := 0; k <= radius; k++ {
+			sum += src[base+min(k, l-1)*step]
 		}
-		for k := 0; k < l; k++ {
+		for k := range l {
 			dst[base+k*step] = sum * norm
-			sum += at(k+radius+1) - at(k-radius)
+			in, out := last, first
+			if k+radius+1 < l {
+				in = src[base+(k+radius+1)*step]
+			}
+			if k-radius >= 0 {
+				out = src[base+(k-radius)*step]
+			}
+			sum += in - out
 		}
 	}
 }

@@ -176,16 +176,26 @@ func light(c *canvas, source string, r *rand.Rand) {
 	}
 	lx += 10 * r.NormFloat64()
 	ly += 10 * r.NormFloat64()
-	k := -1 / (2 * 180.0 * 180.0)
-	for y := 0; y < c.h; y++ {
-		dy := float64(y) + 0.5 - ly
-		for x := 0; x < c.w; x++ {
-			dx := float64(x) + 0.5 - lx
-			l := float32(0.78 + 0.32*math.Exp((dx*dx+dy*dy)*k))
+	// The Gaussian falloff is separable: exp(-(dx²+dy²)k) = exp(-dx²k)·exp(-dy²k).
+	fx, fy := falloff(c.w, lx), falloff(c.h, ly)
+	for y := range c.h {
+		for x := range c.w {
+			l := float32(0.78 + 0.32*fx[x]*fy[y])
 			i := y*c.w + x
 			for ch := range c.px {
 				c.px[ch][i] *= l * tone[ch]
 			}
 		}
 	}
+}
+
+// falloff is the lamp's Gaussian profile along one axis.
+func falloff(n int, centre float64) []float64 {
+	const sigma = 180.0
+	f := make([]float64, n)
+	for i := range f {
+		d := float64(i) + 0.5 - centre
+		f[i] = math.Exp(-d * d / (2 * sigma * sigma))
+	}
+	return f
 }

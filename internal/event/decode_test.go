@@ -1,0 +1,170 @@
+package event
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validClassification = `{"schema_version":1,"event_id":"e-1","ts":"2026-11-23T10:00:00.123Z",
+ "model":"m","model_version":"v1","source":"cam-1","task":"classification",
+ "image_uri":"file:///data/a.jpg","predicted_class":"scratch",
+ "probs":{"scratch":0.7,"good":0.2,"dent":0.1},"latency_ms":12.5,"arm":"stable"}`
+
+func TestDecodePredictionValid(t *testing.T) {
+	p, err := DecodePrediction([]byte(validClassification))
+	if err != nil {
+		t.Fatalf("valid event refused: %v", err)
+	}
+	if p.EventID != "e-1" || p.Source != "cam-1" || p.TS.UnixMilli()%1000 != 123 {
+		t.Fatalf("decoded wrong: %+v", p)
+	}
+	s := p.Scores()
+	if s.TopClass != "scratch" || math.Abs(s.Confidence-0.7) > 1e-12 || math.Abs(s.Margin-0.5) > 1e-12 {
+		t.Fatalf("scores = %+v", s)
+	}
+	want := -(0.7*math.Log(0.7) + 0.2*math.Log(0.2) + 0.1*math.Log(0.1))
+	if math.Abs(s.Entropy-want) > 1e-12 {
+		t.Fatalf("entropy = %v, want %v", s.Entropy, want)
+	}
+}
+
+func TestDecodePredictionDerivesPredictedClass(t *testing.T) {
+	ev := strings.Replace(validClassification, `"predicted_class":"scratch",`, "", 1)
+	p, err := DecodePrediction([]byte(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PredictedClass != "scratch" {
+		t.Fatalf("predicted_class = %q, want the argmax", p.PredictedClass)
+	}
+}
+
+func TestDecodeDetection(t *testing.T) {
+	ev := `{"event_id":"d1","ts":"2026-11-23T10:00:00Z","model":"yolo","model_version":"8","source":"line-2",
+	 "task":"detection","image_uri":"https://cams.example/a.jpg",
+	 "boxes":[{"class":"crack","score":0.4,"xyxy":[1,2,30,40]},{"class":"dent","score":0.9,"xyxy":[5,5,6,6]}]}`
+	p, err := DecodePrediction([]byte(ev))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.PredictedClass != "dent" || p.Scores().Confidence != 0.9 || p.SchemaVersion != 1 {
+		t.Fatalf("got %+v", p)
+	}
+}
+
+// mutate returns the valid event with one field replaced (or removed when v is nil).
+func mutate(t *testing.T, field string, v any) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(validClassification), &m); err != nil {
+		t.Fatal(err)
+	}
+	if v == nil {
+		delete(m, field)
+	} else {
+		m[field] = v
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestDecodePredictionRefusals(t *testing.T) {
+	cases := []struct {
+		name   string
+		data   []byte
+		reason string
+	}{
+		{"not json", []byte(`{"event_id": `), ReasonMalformedJSON},
+		{"array", []byte(`[1,2]`), ReasonWrongType},
+		{"trailing", []byte(validClassification + `{}`), ReasonMalformedJSON},
+		{"NaN literal", []byte(strings.Replace(validClassification, "0.7", "NaN", 1)), ReasonMalformedJSON},
+		{"too large", []byte(`{"event_id":"` + strings.Repeat("x", MaxEventBytes) + `"}`), ReasonTooLarge},
+		{"missing id", mutate(t, "event_id", nil), ReasonMissingField},
+		{"id wrong type", mutate(t, "event_id", 42), ReasonWrongType},
+		{"id with newline", mutate(t, "event_id", "a\nb"), ReasonBadField},
+		{"missing ts", mutate(t, "ts", nil), ReasonMissingField},
+		{"ts not rfc3339", mutate(t, "ts", "yesterday"), ReasonBadTimestamp},
+		{"ts year 1900", mutate(t, "ts", "1900-01-01T00:00:00Z"), ReasonBadTimestamp},
+		{"missing model", mutate(t, "model", nil), ReasonMissingField},
+		{"missing source", mutate(t, "source", ""), ReasonMissingField},
+		{"bad task", mutate(t, "task", "segmentation"), ReasonBadTask},
+		{"missing task", mutate(t, "task", nil), ReasonMissingField},
+		{"bad uri scheme", mutate(t, "image_uri", "ftp://x/a.jpg"), ReasonBadImageURI},
+		{"missing uri", mutate(t, "image_uri", nil), ReasonMissingField},
+		{"probs do not sum", mutate(t, "probs", map[string]float64{"a": 0.5, "b": 0.2}), ReasonBadProbabilities},
+		{"negative prob", mutate(t, "probs", map[string]float64{"scratch": 1.5, "b": -0.5}), ReasonBadProbabilities},
+		{"probs wrong type", mutate(t, "probs", []float64{0.5, 0.5}), ReasonWrongType},
+		{"predicted not in probs", mutate(t, "predicted_class", "hole"), ReasonBadProbabilities},
+		{"no probs", mutate(t, "probs", nil), ReasonMissingField},
+		{"negative latency", mutate(t, "latency_ms", -1), ReasonBadField},
+		{"bad arm", mutate(t, "arm", "blue"), ReasonBadField},
+		{"future schema", mutate(t, "schema_version", 99), ReasonSchemaVersion},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := DecodePrediction(c.data)
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if got := ReasonOf(err); got != c.reason {
+				t.Fatalf("reason = %q (%v), want %q", got, err, c.reason)
+			}
+		})
+	}
+}
+
+func TestBoxesRefused(t *testing.T) {
+	base := `{"event_id":"d","ts":"2026-11-23T10:00:00Z","model":"y","model_version":"1","source":"s","task":"detection","image_uri":"file:///a","boxes":%s}`
+	for _, boxes := range []string{
+		`[{"class":"","score":0.5,"xyxy":[0,0,1,1]}]`,
+		`[{"class":"a","score":1.5,"xyxy":[0,0,1,1]}]`,
+		`[{"class":"a","score":0.5,"xyxy":[5,0,1,1]}]`,
+	} {
+		_, err := DecodePrediction([]byte(strings.Replace(base, "%s", boxes, 1)))
+		if ReasonOf(err) != ReasonBadBoxes {
+			t.Errorf("%s: err = %v, want %s", boxes, err, ReasonBadBoxes)
+		}
+	}
+}
+
+func TestLabelRoundTrip(t *testing.T) {
+	l := Label{EventID: "e-1", Label: "dent", Annotator: "ann", TS: time.Date(2026, 11, 23, 1, 2, 3, 456789, time.UTC)}
+	b, err := l.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeLabel(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.EventID != "e-1" || got.Label != "dent" || got.SchemaVersion != SchemaVersion || got.TS.Nanosecond() != 0 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if _, err := DecodeLabel([]byte(`{"event_id":"e","ts":"2026-11-23T10:00:00Z","annotator":"a"}`)); ReasonOf(err) != ReasonMissingField {
+		t.Fatalf("label without label or boxes: %v", err)
+	}
+}
+
+func TestPredictionEncodeRoundTrip(t *testing.T) {
+	p, err := DecodePrediction([]byte(validClassification))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := DecodePrediction(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !q.TS.Equal(p.TS) || q.EventID != p.EventID || len(q.Probs) != 3 {
+		t.Fatalf("round trip changed the event: %+v", q)
+	}
+}
