@@ -191,7 +191,7 @@ func Default() Config {
 			Permutations:      500,
 			Alpha:             0.01,
 			MinMMD2:           0.02,
-			MinJS:             0.15,
+			MinJS:             0.1,
 		},
 		DevKafka: DevKafka{Listen: "127.0.0.1:19092", DataDir: ".lookout/kafka", Partitions: 3},
 		Log:      Log{Level: "info", Format: "text"},

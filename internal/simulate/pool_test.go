@@ -121,12 +121,12 @@ func meanRGB(img image.Image) (r, g, b float64) {
 
 func TestPoolIsReusedAndDeterministic(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{ImageDir: dir, ImagesPerClass: 1, Seed: 3, Sources: []string{"cam-1", "cam-2"}}
+	cfg := Config{ImageDir: dir, ImagesPerClass: 1, Seed: 3, Sources: []string{"cam-1"}}
 	if _, err := NewGenerator(cfg); err != nil {
 		t.Fatal(err)
 	}
 	kept := poolPath(dir, "cam-1", condNormal, "crack", 0)
-	removed := poolPath(dir, "cam-2", condShifted, "rust", 0)
+	removed := poolPath(dir, "cam-1", condShifted, "rust", 0)
 	keptInfo, _ := os.Stat(kept)
 	original, err := os.ReadFile(removed)
 	if err != nil {
