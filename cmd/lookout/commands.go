@@ -60,3 +60,12 @@ func runVersion(_ context.Context, _ config.Config, _ *slog.Logger, _ []string) 
 	fmt.Fprintf(os.Stdout, "lookout %s (schema version %d)\n", version, store.Version())
 	return nil
 }
+
+func runConfig(_ context.Context, cfg config.Config, _ *slog.Logger, _ []string) error {
+	out, err := cfg.YAML()
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
+}

@@ -13,6 +13,7 @@
 //	devkafka   run the development Kafka broker (kfake)
 //	simulate   publish synthetic camera traffic with a domain shift
 //	demo       run broker, service and simulator together and report drift
+//	config     print the effective configuration (secrets redacted)
 //	version    print the build and schema versions
 //
 // Every command reads the YAML file given by -config (optional; defaults run
@@ -54,6 +55,7 @@ func commands() []command {
 		{name: "simulate", summary: "publish synthetic camera traffic with a domain shift", run: runSimulate},
 		{name: "demo", summary: "run broker, service and simulator together and report drift",
 			flags: demo.register, run: demo.run},
+		{name: "config", summary: "print the effective configuration (secrets redacted)", run: runConfig},
 		{name: "version", summary: "print the build and schema versions", run: runVersion},
 	}
 }

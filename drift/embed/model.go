@@ -21,6 +21,7 @@
 package embed
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -51,9 +52,10 @@ var ErrClosed = errors.New("embed: model closed")
 type ModelConfig struct {
 	// Path of the .onnx file.
 	Path string
-	// ORTLibrary is the path of libonnxruntime.so (>= 1.24); empty lets the
-	// dynamic loader find "libonnxruntime.so.1". The first Open in a process
-	// fixes it: ONNX Runtime can be initialised only once.
+	// ORTLibrary is the path of libonnxruntime.so (>= 1.24). The first Open
+	// in a process fixes it, since ONNX Runtime can be initialised only once;
+	// later Opens must pass the same path or "". Empty on the first Open lets
+	// the dynamic loader find "libonnxruntime.so.1".
 	ORTLibrary string
 	// IntraOpThreads caps ONNX Runtime's threads per Run; 0 means ORT's
 	// default (one per core).
@@ -79,18 +81,15 @@ var ortEnv struct {
 }
 
 func initORT(lib string) error {
-	if lib == "" {
-		lib = "libonnxruntime.so.1"
-	}
 	ortEnv.once.Do(func() {
-		ortEnv.lib = lib
-		ort.SetSharedLibraryPath(lib)
+		ortEnv.lib = cmp.Or(lib, "libonnxruntime.so.1")
+		ort.SetSharedLibraryPath(ortEnv.lib)
 		ortEnv.err = ort.InitializeEnvironment(ort.WithLogLevelError())
 	})
 	if ortEnv.err != nil {
 		return fmt.Errorf("onnxruntime %s: %w", ortEnv.lib, ortEnv.err)
 	}
-	if lib != ortEnv.lib {
+	if lib != "" && lib != ortEnv.lib {
 		return fmt.Errorf("onnxruntime already initialised from %s, cannot switch to %s", ortEnv.lib, lib)
 	}
 	return nil

@@ -251,3 +251,17 @@ func (c *Config) resolveSecrets() error {
 	}
 	return nil
 }
+
+// MarshalYAML keeps secrets out of printed configurations.
+func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+
+// YAML renders c as the YAML file that would configure it, secrets redacted.
+func (c Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), enc.Close()
+}

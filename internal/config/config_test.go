@@ -110,3 +110,28 @@ func TestEnvNamesCoverNestedFields(t *testing.T) {
 		}
 	}
 }
+
+// The example file in the repository documents every key with its default;
+// it must not drift from the code.
+func TestExampleFileMatchesDefaults(t *testing.T) {
+	data, err := os.ReadFile("../../lookout.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body []string
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			body = append(body, line)
+		}
+	}
+	want, err := Default().YAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(body, "\n") != string(want) {
+		t.Fatal("lookout.example.yaml is stale: regenerate it with `bin/lookout config` (see its header)")
+	}
+	if _, err := Load("../../lookout.example.yaml", nil); err != nil {
+		t.Fatalf("example file does not load: %v", err)
+	}
+}

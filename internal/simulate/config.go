@@ -35,10 +35,10 @@ func DefaultSources() []string { return []string{"cam-1", "cam-2", "cam-3"} }
 // Config describes the simulated fleet. Its yaml tags let the service embed
 // it in its own YAML config.
 //
-// ShiftAfter's zero value is meaningful (shifted from the start), so
-// Defaults cannot tell "unset" from "0" and leaves it alone. Start from
-// DefaultConfig and decode YAML or flags over it to get the 2-minute default
-// when the setting is absent.
+// The zero values of ShiftAfter (shifted from the start) and LabelFraction
+// (no labels) are meaningful, so Defaults cannot tell "unset" from "0" and
+// leaves them alone. Start from DefaultConfig and decode YAML or flags over
+// it to get their defaults (2 minutes, 0.1) when a setting is absent.
 type Config struct {
 	// ImageDir is where the picture pool is written; required.
 	ImageDir string `yaml:"image_dir"`
@@ -59,7 +59,7 @@ type Config struct {
 	// ImagesPerClass is the pool size per source × class × condition.
 	ImagesPerClass int `yaml:"images_per_class"`
 	// LabelFraction is the share of predictions that also get a ground-truth
-	// label event, as an annotator would sample them.
+	// label event, as an annotator would sample them; 0 means no labels.
 	LabelFraction float64 `yaml:"label_fraction"`
 	// Seed makes the traffic reproducible; 0 is a valid seed like any other.
 	Seed int64 `yaml:"seed"`
@@ -70,16 +70,17 @@ type Config struct {
 }
 
 // DefaultConfig returns the demo configuration writing images below
-// imageDir, including the 2-minute ShiftAfter that Defaults cannot supply.
+// imageDir, including the ShiftAfter and LabelFraction defaults that
+// Defaults cannot supply.
 func DefaultConfig(imageDir string) Config {
-	c := Config{ImageDir: imageDir, ShiftAfter: DefaultShiftAfter}
+	c := Config{ImageDir: imageDir, ShiftAfter: DefaultShiftAfter, LabelFraction: DefaultLabelFraction}
 	c.Defaults()
 	return c
 }
 
 // Defaults fills the zero-valued settings with the demo defaults. It leaves
-// ShiftAfter, Seed, Duration and Count alone because their zero values mean
-// something (see Config).
+// ShiftAfter, LabelFraction, Seed, Duration and Count alone because their
+// zero values mean something (see Config).
 func (c *Config) Defaults() {
 	if len(c.Sources) == 0 {
 		c.Sources = DefaultSources()
@@ -98,9 +99,6 @@ func (c *Config) Defaults() {
 	}
 	if c.ImagesPerClass == 0 {
 		c.ImagesPerClass = DefaultImagesPerClass
-	}
-	if c.LabelFraction == 0 {
-		c.LabelFraction = DefaultLabelFraction
 	}
 }
 

@@ -13,7 +13,7 @@ func TestDefaultsFillZeroValues(t *testing.T) {
 	c.Defaults()
 	want := Config{
 		Sources: []string{"cam-1", "cam-2", "cam-3"}, Model: "defect-classifier", ModelVersion: "v1",
-		Rate: 60, ShiftSource: "cam-2", ImagesPerClass: 6, LabelFraction: 0.1,
+		Rate: 60, ShiftSource: "cam-2", ImagesPerClass: 6,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("Defaults() = %+v, want %+v", c, want)
@@ -30,9 +30,9 @@ func TestDefaultsKeepSetValues(t *testing.T) {
 	}
 }
 
-func TestDefaultConfigShiftsAfterTwoMinutes(t *testing.T) {
+func TestDefaultConfigHasEveryDefault(t *testing.T) {
 	c := DefaultConfig("/tmp/x")
-	if c.ShiftAfter != 2*time.Minute || c.ImageDir != "/tmp/x" {
+	if c.ShiftAfter != 2*time.Minute || c.LabelFraction != 0.1 || c.ImageDir != "/tmp/x" || c.Rate != 60 {
 		t.Errorf("DefaultConfig = %+v", c)
 	}
 	if err := c.Validate(); err != nil {

@@ -58,8 +58,9 @@ type Generator struct {
 }
 
 // NewGenerator applies defaults to cfg, validates it and renders the picture
-// pool below cfg.ImageDir (pictures already there are kept). Note that a
-// zero ShiftAfter means shifted from the start; see Config.
+// pool below cfg.ImageDir (pictures already there are kept). A zero
+// ShiftAfter means shifted from the start and a zero LabelFraction no labels:
+// build cfg from DefaultConfig to get the demo's values (see Config).
 func NewGenerator(cfg Config) (*Generator, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {

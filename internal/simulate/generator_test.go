@@ -273,6 +273,15 @@ func classesOf(ps []event.Prediction) []string {
 	return out
 }
 
+func TestZeroLabelFractionMeansNoLabels(t *testing.T) {
+	g := newTestGenerator(t, func(c *Config) { c.LabelFraction = 0 })
+	for k := range 500 {
+		if _, l := g.Next(at(k, 60)); l != nil {
+			t.Fatal("label produced with label_fraction 0")
+		}
+	}
+}
+
 func TestSourcesTakeTurns(t *testing.T) {
 	g := newTestGenerator(t, nil)
 	for k := range 9 {
