@@ -33,6 +33,7 @@ type service struct {
 	conn     driver.Conn
 	kafka    *kafkaconn.Conn
 	model    *embed.Model
+	embed    *embed.Stage
 	drift    *drift.Job
 	ready    atomic.Bool
 	closers  []func() error
@@ -74,6 +75,16 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger) (*serv
 			return nil, fmt.Errorf("embedding model: %w", err)
 		}
 		s.closers = append(s.closers, s.model.Close)
+		e := cfg.Embed
+		s.embed = embed.NewStage(s.model, embed.FileFetcher{Root: e.ImageRoot, MaxBytes: e.MaxImageBytes}, conn,
+			embed.StageOptions{
+				SampleRate: e.SampleRate, Workers: e.Workers, InferBatch: 8,
+				Preprocess: embed.DefaultPreprocess(), Limits: embed.Limits{MaxBytes: e.MaxImageBytes},
+			}, embed.NewStageMetrics(s.reg))
+		if err := s.embed.Check(); err != nil {
+			s.close()
+			return nil, fmt.Errorf("embedding model %s: %w", cfg.Embed.ModelPath, err)
+		}
 		log.Info("embedding model loaded", "embedder", s.model.ID(), "dim", s.model.Dim())
 	}
 	if cfg.Drift.Enabled {
@@ -143,16 +154,10 @@ func (s *service) tasks() []func(context.Context) error {
 		consume(s, k.PredictionsTopic, k.GroupID, ingest.Predictions(s.conn, ingestMetrics), opts),
 		consume(s, k.LabelsTopic, k.GroupID+"-labels", ingest.Labels(s.conn, ingestMetrics), opts),
 	}
-	if s.model != nil {
-		e := s.cfg.Embed
-		stage := embed.NewStage(s.model, embed.FileFetcher{Root: e.ImageRoot, MaxBytes: e.MaxImageBytes}, s.conn,
-			embed.StageOptions{
-				SampleRate: e.SampleRate, Workers: e.Workers, InferBatch: 8,
-				Preprocess: embed.DefaultPreprocess(), Limits: embed.Limits{MaxBytes: e.MaxImageBytes},
-			}, embed.NewStageMetrics(s.reg))
+	if s.embed != nil {
 		eopts := opts
-		eopts.BatchSize, eopts.FlushInterval, eopts.DeadLetter = e.BatchSize, e.FlushInterval, nil
-		tasks = append(tasks, consume(s, k.PredictionsTopic, k.GroupID+"-embed", stage.Stream(), eopts))
+		eopts.BatchSize, eopts.FlushInterval, eopts.DeadLetter = s.cfg.Embed.BatchSize, s.cfg.Embed.FlushInterval, nil
+		tasks = append(tasks, consume(s, k.PredictionsTopic, k.GroupID+"-embed", s.embed.Stream(), eopts))
 	}
 	if s.drift != nil {
 		tasks = append(tasks, func(ctx context.Context) error {

@@ -49,7 +49,22 @@ func NewStage(model *Model, fetch FileFetcher, conn driver.Conn, opts StageOptio
 	if m == nil {
 		m = NewStageMetrics(nil)
 	}
+	if opts.Preprocess == (PreprocessConfig{}) {
+		opts.Preprocess = DefaultPreprocess()
+	}
 	return &Stage{model: model, fetch: fetch, conn: conn, opts: opts, metrics: m}
+}
+
+// Check reports a preprocessing that does not fit the model, so the service
+// refuses to start instead of failing on every image.
+func (s *Stage) Check() error {
+	if err := s.opts.Preprocess.Validate(); err != nil {
+		return err
+	}
+	if s.opts.Preprocess.Crop != s.model.InputSize() {
+		return fmt.Errorf("preprocess crop %d does not match the model input size %d", s.opts.Preprocess.Crop, s.model.InputSize())
+	}
+	return nil
 }
 
 // Sampled reports whether the event with this id is in the sample at rate.
