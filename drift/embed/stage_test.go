@@ -1,8 +1,8 @@
 package embed
 
 import (
-	"context"
 	"bytes"
+	"context"
 	"image"
 	"image/png"
 	"math"
