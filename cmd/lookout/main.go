@@ -48,7 +48,7 @@ type command struct {
 
 func commands() []command {
 	var demo demoOptions
-	return []command{
+	return append([]command{
 		{name: "serve", summary: "run ingest, embedding and the drift job, with /metrics", run: runServe},
 		{name: "migrate", summary: "apply ClickHouse schema migrations and exit", run: runMigrate},
 		{name: "devkafka", summary: "run the development Kafka broker (kfake)", run: runDevKafka},
@@ -57,8 +57,14 @@ func commands() []command {
 			flags: demo.register, run: demo.run},
 		{name: "config", summary: "print the effective configuration (secrets redacted)", run: runConfig},
 		{name: "version", summary: "print the build and schema versions", run: runVersion},
-	}
+	}, registered...)
 }
+
+// registered holds commands that live in their own files (router, rollout,
+// al, …); each adds itself with register from an init function.
+var registered []command
+
+func register(c command) { registered = append(registered, c) }
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lookout-dev/lookout/internal/auth"
 	"github.com/lookout-dev/lookout/internal/simulate"
 )
 
@@ -28,7 +29,16 @@ type Config struct {
 	Drift      Drift           `yaml:"drift"`
 	DevKafka   DevKafka        `yaml:"devkafka"`
 	Simulate   simulate.Config `yaml:"simulate"`
+	Auth       Auth            `yaml:"auth"`
+	Canary     Canary          `yaml:"canary"`
+	Learning   ActiveLearning  `yaml:"activelearning"`
 	Log        Log             `yaml:"log"`
+}
+
+// Auth configures the API tokens of lookout's HTTP APIs (router admin,
+// rollouts, the labelling queue). Tokens are stored as SHA-256 hashes.
+type Auth struct {
+	Tokens []auth.Token `yaml:"tokens"`
 }
 
 // TLS configures a client TLS connection. Files are PEM.
@@ -196,6 +206,8 @@ func Default() Config {
 		DevKafka: DevKafka{Listen: "127.0.0.1:19092", DataDir: ".lookout/kafka", Partitions: 3},
 		Log:      Log{Level: "info", Format: "text"},
 	}
+	c.Canary = defaultCanary()
+	c.Learning = defaultActiveLearning()
 	c.Simulate = simulate.DefaultConfig(c.Embed.ImageRoot)
 	c.Simulate.ShiftAfter = 90 * time.Second
 	return c

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"strings"
+
+	"github.com/lookout-dev/lookout/internal/auth"
 )
 
 // Validate reports every problem it finds, not just the first, so an operator
@@ -51,6 +53,11 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.Embed.validate()...)
 	errs = append(errs, c.Drift.validate()...)
+	errs = append(errs, c.Canary.validate()...)
+	errs = append(errs, c.Learning.validate()...)
+	if err := auth.Validate(c.Auth.Tokens); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DevKafka.Partitions < 1 {
 		bad("devkafka.partitions must be ≥ 1")
 	}
