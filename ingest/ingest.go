@@ -7,7 +7,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -98,76 +97,6 @@ func (m *Metrics) observe(items []event.Prediction) {
 	}
 	m.stored.WithLabelValues("prediction").Add(float64(len(items)))
 	m.lastTS.Set(float64(newest.UnixMilli()) / 1000)
-}
-
-// InsertPredictions writes one batch of predictions.
-func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) error {
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions")
-	if err != nil {
-		return fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
-	}
-	for i := range items {
-		if err := appendPrediction(batch, &items[i], now); err != nil {
-			_ = batch.Abort()
-			return fmt.Errorf("append prediction %q: %w", items[i].EventID, err)
-		}
-	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert batch of %d predictions: %w", len(items), err)
-	}
-	return nil
-}
-
-func appendPrediction(b driver.Batch, p *event.Prediction, now time.Time) error {
-	s := p.Scores()
-	classes, values := sortedProbs(p)
-	boxClasses, boxScores, boxXYXY := flattenBoxes(p.Boxes)
-	var latency *float32
-	if p.LatencyMS != nil {
-		v := float32(*p.LatencyMS)
-		latency = &v
-	}
-	return b.Append(
-		p.EventID, p.TS.UTC(), uint64(p.TS.UnixMilli()),
-		p.Model, p.ModelVersion, p.Source, p.Task, p.ImageURI,
-		p.PredictedClass, float32(s.Confidence), float32(s.Margin), float32(s.Entropy),
-		classes, values, boxClasses, boxScores, boxXYXY,
-		latency, p.Arm, p.RolloutID, uint8(p.SchemaVersion), now.UTC(),
-	)
-}
-
-// sortedProbs stores probs (or top_k) as parallel arrays in class order, so
-// equal distributions give equal rows.
-func sortedProbs(p *event.Prediction) ([]string, []float32) {
-	if len(p.Probs) == 0 {
-		classes := make([]string, len(p.TopK))
-		values := make([]float32, len(p.TopK))
-		for i, cs := range p.TopK {
-			classes[i], values[i] = cs.Class, float32(cs.Score)
-		}
-		return classes, values
-	}
-	classes := make([]string, 0, len(p.Probs))
-	for c := range p.Probs {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
-	values := make([]float32, len(classes))
-	for i, c := range classes {
-		values[i] = float32(p.Probs[c])
-	}
-	return classes, values
-}
-
-func flattenBoxes(boxes []event.Box) ([]string, []float32, [][]float32) {
-	classes := make([]string, len(boxes))
-	scores := make([]float32, len(boxes))
-	xyxy := make([][]float32, len(boxes))
-	for i, b := range boxes {
-		classes[i], scores[i] = b.Class, float32(b.Score)
-		xyxy[i] = []float32{float32(b.XYXY[0]), float32(b.XYXY[1]), float32(b.XYXY[2]), float32(b.XYXY[3])}
-	}
-	return classes, scores, xyxy
 }
 
 // InsertLabels writes one batch of labels.

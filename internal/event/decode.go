@@ -69,8 +69,8 @@ func ReasonOf(err error) string {
 // DecodePrediction parses and validates one prediction event. Any error it
 // returns is an *InvalidError.
 func DecodePrediction(data []byte) (Prediction, error) {
-	var p Prediction
-	if err := decodeJSON(data, &p); err != nil {
+	p, err := parsePrediction(data)
+	if err != nil {
 		return Prediction{}, err
 	}
 	if err := p.Validate(); err != nil {
@@ -337,7 +337,15 @@ func checkImageURI(uri string) error {
 }
 
 func hasControl(s string) bool {
-	return strings.ContainsFunc(s, unicode.IsControl)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return true
+		} else if c >= 0x80 {
+			// Rare non-ASCII names take the full Unicode check (C1 controls).
+			return strings.ContainsFunc(s[i:], unicode.IsControl)
+		}
+	}
+	return false
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

@@ -83,7 +83,7 @@ func TestDecodePredictionRefusals(t *testing.T) {
 		{"not json", []byte(`{"event_id": `), ReasonMalformedJSON},
 		{"array", []byte(`[1,2]`), ReasonWrongType},
 		{"trailing", []byte(validClassification + `{}`), ReasonMalformedJSON},
-		{"NaN literal", []byte(strings.Replace(validClassification, "0.7", "NaN", 1)), ReasonMalformedJSON},
+		{"NaN literal", []byte(strings.Replace(validClassification, "0.7", "NaN", 1)), ReasonBadProbabilities},
 		{"too large", []byte(`{"event_id":"` + strings.Repeat("x", MaxEventBytes) + `"}`), ReasonTooLarge},
 		{"missing id", mutate(t, "event_id", nil), ReasonMissingField},
 		{"id wrong type", mutate(t, "event_id", 42), ReasonWrongType},
@@ -166,5 +166,18 @@ func TestPredictionEncodeRoundTrip(t *testing.T) {
 	}
 	if !q.TS.Equal(p.TS) || q.EventID != p.EventID || len(q.Probs) != 3 {
 		t.Fatalf("round trip changed the event: %+v", q)
+	}
+}
+
+func TestScoresTiesAndRunnerUp(t *testing.T) {
+	for range 20 { // map order varies between runs of the loop
+		s := (&Prediction{Probs: map[string]float64{"b": 0.4, "a": 0.4, "c": 0.2}}).Scores()
+		if s.TopClass != "a" || s.Margin != 0 {
+			t.Fatalf("tie: %+v, want top a with margin 0", s)
+		}
+		s = (&Prediction{Probs: map[string]float64{"x": 0.1, "y": 0.6, "z": 0.3}}).Scores()
+		if s.TopClass != "y" || math.Abs(s.Margin-0.3) > 1e-12 {
+			t.Fatalf("scores %+v, want y with margin 0.3", s)
+		}
 	}
 }

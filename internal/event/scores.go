@@ -2,7 +2,6 @@ package event
 
 import (
 	"math"
-	"sort"
 )
 
 // Scores summarises how sure a prediction is. Drift tests and the active-
@@ -32,21 +31,16 @@ func (p *Prediction) Scores() Scores {
 }
 
 func probScores(probs map[string]float64) Scores {
-	classes := make([]string, 0, len(probs))
-	for c := range probs {
-		classes = append(classes, c)
-	}
-	// Sorted first so ties resolve the same way on every run.
-	sort.Strings(classes)
 	var s Scores
 	second := 0.0
-	for _, c := range classes {
-		v := probs[c]
-		switch {
-		case v > s.Confidence || s.TopClass == "":
-			second = s.Confidence
+	for c, v := range probs {
+		// Ties go to the smaller class name so map order never matters.
+		if s.TopClass == "" || v > s.Confidence || (v == s.Confidence && c < s.TopClass) {
+			if s.TopClass != "" {
+				second = max(second, s.Confidence)
+			}
 			s.TopClass, s.Confidence = c, v
-		case v > second:
+		} else if v > second {
 			second = v
 		}
 		if v > 0 {

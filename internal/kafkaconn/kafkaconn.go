@@ -104,7 +104,8 @@ func (c *Conn) Writer(topic string) *kafka.Writer {
 		RequiredAcks: kafka.RequireAll,
 		BatchTimeout: 5 * time.Millisecond,
 		BatchSize:    1000,
-		BatchBytes:   16 << 20,
+		// Under the brokers' default max.message.bytes (1 MB), which bounds a batch.
+		BatchBytes: 1_000_000,
 		Transport: &kafka.Transport{
 			ClientID: c.cfg.ClientID,
 			TLS:      c.tls,

@@ -27,6 +27,17 @@ type batch[T any] struct {
 
 func (b *batch[T]) size() int { return b.n }
 
+func (b *batch[T]) add(d decoded[T], reason func(error) string) {
+	switch {
+	case d.err != nil:
+		b.addDead(d.msg, reason(d.err), d.err)
+	case !d.ok:
+		b.addSkipped(d.msg)
+	default:
+		b.addItem(d.msg, d.item)
+	}
+}
+
 func (b *batch[T]) track(m kafka.Message) {
 	if b.last == nil {
 		b.last = make(map[int]kafka.Message)
@@ -78,14 +89,4 @@ func (b *batch[T]) lastPerPartition() []kafka.Message {
 		out = append(out, m)
 	}
 	return out
-}
-
-func (b *batch[T]) reset() {
-	clear(b.items)
-	b.items = b.items[:0]
-	b.dead = nil
-	clear(b.reasons)
-	clear(b.last)
-	b.skipped = 0
-	b.n = 0
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -89,7 +90,7 @@ func Run[T any](ctx context.Context, r Reader, stage Stage[T], opts Options) err
 		return errors.New("stream: stage needs Name, Decode and Store")
 	}
 	opts.defaults()
-	c := &consumer[T]{r: r, stage: stage, opts: opts, log: opts.Log.With("stage", stage.Name)}
+	c := &consumer[T]{r: r, stage: stage, opts: opts, log: opts.Log.With("stage", stage.Name), lag: map[int]prometheus.Gauge{}}
 	return c.run(ctx)
 }
 
@@ -98,48 +99,105 @@ type consumer[T any] struct {
 	stage Stage[T]
 	opts  Options
 	log   *slog.Logger
-	batch batch[T]
+	lag   map[int]prometheus.Gauge
 }
 
+// decoded is a fetched message after the stage's Decode.
+type decoded[T any] struct {
+	msg  kafka.Message
+	item T
+	ok   bool
+	err  error
+}
+
+// run is a three-stage pipeline, each stage one goroutine: fetch+decode,
+// batching (this goroutine), and store+commit. Batches are stored and
+// committed strictly in order, one at a time, while the next one fills.
+// Every channel is bounded, so a stalled store (ClickHouse down) stops the
+// fetcher instead of growing memory: at most two batches plus one batch of
+// decoded messages are held.
 func (c *consumer[T]) run(ctx context.Context) error {
-	// The channel is the bounded buffer: when a flush stalls (ClickHouse
-	// down), the fetcher blocks here instead of growing memory.
-	msgs := make(chan kafka.Message, c.opts.BatchSize)
+	in := make(chan decoded[T], c.opts.BatchSize)
 	fetchCtx, stopFetch := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
+	var fetchWG sync.WaitGroup
+	fetchWG.Add(1)
 	go func() {
-		defer wg.Done()
-		c.fetch(fetchCtx, msgs)
-	}()
-	defer func() {
-		stopFetch()
-		wg.Wait()
+		defer fetchWG.Done()
+		c.fetch(fetchCtx, in)
 	}()
 
+	full := make(chan *batch[T], 1)
+	storeDone := make(chan struct{})
+	go func() {
+		defer close(storeDone)
+		c.storeLoop(ctx, full)
+	}()
+
+	c.collect(ctx, in, full)
+	stopFetch()
+	fetchWG.Wait()
+	close(full)
+	<-storeDone
+	return nil
+}
+
+// collect fills batches until ctx ends, handing each full (or timed-out)
+// batch to the store loop; the partial batch in hand at shutdown is handed
+// over too, so it is stored within DrainTimeout.
+func (c *consumer[T]) collect(ctx context.Context, in <-chan decoded[T], full chan<- *batch[T]) {
 	ticker := time.NewTicker(c.opts.FlushInterval)
 	defer ticker.Stop()
+	b := &batch[T]{}
+	hand := func() bool {
+		if b.size() == 0 {
+			return true
+		}
+		select {
+		case full <- b:
+			b = &batch[T]{}
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			c.drain(ctx)
-			return nil
-		case m := <-msgs:
-			c.add(m)
-			if c.batch.size() >= c.opts.BatchSize {
-				if err := c.flush(ctx); err != nil {
-					return nil // only a cancelled context stops a flush
-				}
+			if b.size() > 0 {
+				full <- b // the store loop drains it with a fresh deadline
+			}
+			return
+		case d := <-in:
+			b.add(d, c.reason)
+			if b.size() >= c.opts.BatchSize && !hand() {
+				return
 			}
 		case <-ticker.C:
-			if err := c.flush(ctx); err != nil {
-				return nil
+			if !hand() {
+				return
 			}
 		}
 	}
 }
 
-func (c *consumer[T]) fetch(ctx context.Context, out chan<- kafka.Message) {
+func (c *consumer[T]) storeLoop(ctx context.Context, full <-chan *batch[T]) {
+	stored := true
+	for b := range full {
+		switch {
+		case !stored:
+			// An earlier batch is uncommitted: committing this one would
+			// move the offsets past it and lose it.
+		case ctx.Err() != nil:
+			stored = c.drain(ctx, b)
+		case c.flush(ctx, b) != nil:
+			// Only a cancelled context stops a flush: store what is left at
+			// shutdown under the drain deadline.
+			stored = c.drain(ctx, b)
+		}
+	}
+}
+
+func (c *consumer[T]) fetch(ctx context.Context, out chan<- decoded[T]) {
 	backoff := c.opts.RetryMin
 	for {
 		m, err := c.r.FetchMessage(ctx)
@@ -155,41 +213,38 @@ func (c *consumer[T]) fetch(ctx context.Context, out chan<- kafka.Message) {
 			continue
 		}
 		backoff = c.opts.RetryMin
+		c.observeLag(m)
+		d := decoded[T]{msg: m}
+		d.item, d.ok, d.err = c.stage.Decode(m)
 		select {
-		case out <- m:
+		case out <- d:
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// drain stores the batch in hand on shutdown so in-flight work is not
-// redone; whatever cannot be stored in time stays uncommitted and is
-// redelivered to the next consumer.
-func (c *consumer[T]) drain(parent context.Context) {
-	if c.batch.size() == 0 {
-		return
+func (c *consumer[T]) observeLag(m kafka.Message) {
+	g, ok := c.lag[m.Partition]
+	if !ok {
+		g = c.opts.Metrics.lag.WithLabelValues(c.stage.Name, strconv.Itoa(m.Partition))
+		c.lag[m.Partition] = g
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.opts.DrainTimeout)
-	defer cancel()
-	if err := c.flush(ctx); err != nil {
-		c.log.Warn("shutdown: batch left uncommitted, it will be redelivered", "messages", c.batch.size(), "err", err)
-		return
-	}
-	c.log.Info("shutdown: in-flight batch stored and committed")
+	g.Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
 }
 
-func (c *consumer[T]) add(m kafka.Message) {
-	c.opts.Metrics.lag.WithLabelValues(c.stage.Name, strconv.Itoa(m.Partition)).Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
-	item, ok, err := c.stage.Decode(m)
-	switch {
-	case err != nil:
-		c.batch.addDead(m, c.reason(err), err)
-	case !ok:
-		c.batch.addSkipped(m)
-	default:
-		c.batch.addItem(m, item)
+// drain stores a batch at shutdown so in-flight work is not redone;
+// whatever cannot be stored in time stays uncommitted and is redelivered to
+// the next consumer.
+func (c *consumer[T]) drain(parent context.Context, b *batch[T]) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.opts.DrainTimeout)
+	defer cancel()
+	if err := c.flush(ctx, b); err != nil {
+		c.log.Warn("shutdown: batch left uncommitted, it will be redelivered", "messages", b.size(), "err", err)
+		return false
 	}
+	c.log.Info("shutdown: in-flight batch stored and committed", "messages", b.size())
+	return true
 }
 
 func (c *consumer[T]) reason(err error) string {
@@ -204,45 +259,44 @@ func (c *consumer[T]) reason(err error) string {
 // flush writes dead letters, stores items and commits, retrying each step
 // until it succeeds or ctx ends. Nothing is committed unless both writes
 // succeeded, so a crash anywhere here loses nothing.
-func (c *consumer[T]) flush(ctx context.Context) error {
-	if c.batch.size() == 0 {
+func (c *consumer[T]) flush(ctx context.Context, b *batch[T]) error {
+	if b.size() == 0 {
 		return nil
 	}
 	m := c.opts.Metrics
 	start := time.Now()
-	if len(c.batch.dead) > 0 && c.opts.DeadLetter != nil {
-		if err := c.retry(ctx, "dead-letter write", func(ctx context.Context) error {
-			return c.opts.DeadLetter.WriteMessages(ctx, c.batch.dead...)
+	if len(b.dead) > 0 && c.opts.DeadLetter != nil {
+		if err := c.retry(ctx, b, "dead-letter write", func(ctx context.Context) error {
+			return c.opts.DeadLetter.WriteMessages(ctx, b.dead...)
 		}); err != nil {
 			return err
 		}
 	}
-	if len(c.batch.items) > 0 {
-		if err := c.retry(ctx, "store", func(ctx context.Context) error {
-			return c.stage.Store(ctx, c.batch.items)
+	if len(b.items) > 0 {
+		if err := c.retry(ctx, b, "store", func(ctx context.Context) error {
+			return c.stage.Store(ctx, b.items)
 		}); err != nil {
 			return err
 		}
 	}
-	if err := c.retry(ctx, "commit", func(ctx context.Context) error {
-		return c.r.CommitMessages(ctx, c.batch.lastPerPartition()...)
+	if err := c.retry(ctx, b, "commit", func(ctx context.Context) error {
+		return c.r.CommitMessages(ctx, b.lastPerPartition()...)
 	}); err != nil {
 		return err
 	}
 	m.flushSeconds.WithLabelValues(c.stage.Name).Observe(time.Since(start).Seconds())
-	m.batchSize.WithLabelValues(c.stage.Name).Observe(float64(c.batch.size()))
-	m.messages.WithLabelValues(c.stage.Name, "stored").Add(float64(len(c.batch.items)))
-	m.messages.WithLabelValues(c.stage.Name, "skipped").Add(float64(c.batch.skipped))
-	m.messages.WithLabelValues(c.stage.Name, "dead_lettered").Add(float64(len(c.batch.dead)))
-	for reason, n := range c.batch.reasons {
+	m.batchSize.WithLabelValues(c.stage.Name).Observe(float64(b.size()))
+	m.messages.WithLabelValues(c.stage.Name, "stored").Add(float64(len(b.items)))
+	m.messages.WithLabelValues(c.stage.Name, "skipped").Add(float64(b.skipped))
+	m.messages.WithLabelValues(c.stage.Name, "dead_lettered").Add(float64(len(b.dead)))
+	for reason, n := range b.reasons {
 		m.deadLetters.WithLabelValues(c.stage.Name, reason).Add(float64(n))
 	}
 	m.lastCommit.WithLabelValues(c.stage.Name).SetToCurrentTime()
-	c.batch.reset()
 	return nil
 }
 
-func (c *consumer[T]) retry(ctx context.Context, what string, fn func(context.Context) error) error {
+func (c *consumer[T]) retry(ctx context.Context, b *batch[T], what string, fn func(context.Context) error) error {
 	backoff := c.opts.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
@@ -250,12 +304,12 @@ func (c *consumer[T]) retry(ctx context.Context, what string, fn func(context.Co
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s of %d messages: %w", what, c.batch.size(), ctx.Err())
+			return fmt.Errorf("%s of %d messages: %w", what, b.size(), ctx.Err())
 		}
 		c.opts.Metrics.retries.WithLabelValues(c.stage.Name, what).Inc()
 		c.log.Warn(what+" failed; offsets held, retrying", "attempt", attempt, "backoff", backoff, "err", err)
 		if !sleep(ctx, backoff) {
-			return fmt.Errorf("%s of %d messages: %w", what, c.batch.size(), ctx.Err())
+			return fmt.Errorf("%s of %d messages: %w", what, b.size(), ctx.Err())
 		}
 		backoff = min(2*backoff, c.opts.RetryMax)
 	}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/lookout-dev/lookout/internal/config"
+	"github.com/lookout-dev/lookout/internal/kafkaconn"
+	"github.com/lookout-dev/lookout/internal/store"
+)
+
+type benchOptions struct {
+	events     int
+	partitions int
+}
+
+func init() {
+	var o benchOptions
+	register(command{
+		name:    "bench-ingest",
+		summary: "measure Kafka → ClickHouse ingest against the kcat | clickhouse-client pipe",
+		flags:   o.register,
+		run:     o.run,
+	})
+}
+
+func (o *benchOptions) register(fs *flag.FlagSet) {
+	fs.IntVar(&o.events, "events", 1_000_000, "classification events (12-class probs) to ingest")
+	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the benchmark topic")
+}
+
+// benchResult is one contender's run.
+type benchResult struct {
+	name    string
+	wall    time.Duration
+	cpu     time.Duration
+	maxRSS  int64 // KiB
+	events  int
+	comment string
+}
+
+func (r benchResult) row() string {
+	rate := float64(r.events) / r.wall.Seconds()
+	cpuPer10k := r.cpu.Seconds() * 10000 / float64(r.events)
+	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %.3f | %.0f | %s |",
+		r.name, r.events, r.wall.Seconds(), rate, cpuPer10k, float64(r.maxRSS)/1024, r.comment)
+}
+
+// run starts a development broker in a child process, fills a topic, then
+// drains it into ClickHouse twice: with the plain C/C++ pipe and with
+// `lookout serve` (ingest only), both as child processes so their CPU time
+// and peak RSS are measured the same way (wait4 rusage).
+func (o *benchOptions) run(ctx context.Context, cfg config.Config, log *slog.Logger, _ []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	broker, stopBroker, err := startBrokerProcess(ctx, self, o.partitions)
+	if err != nil {
+		return err
+	}
+	defer stopBroker()
+	cfg.Kafka.Brokers = []string{broker}
+	cfg.ClickHouse.Database = "lookout_bench"
+	conn, err := benchDatabase(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	fmt.Printf("producing %d events to %s (%d partitions) ...\n", o.events, broker, o.partitions)
+	if err := produceBenchEvents(ctx, cfg, o.events); err != nil {
+		return err
+	}
+	pipe, err := o.runPipe(ctx, cfg, conn)
+	if err != nil {
+		return err
+	}
+	ours, err := o.runLookout(ctx, self, cfg, conn)
+	if err != nil {
+		return err
+	}
+	fmt.Println("\n| path | events | wall s | events/s | CPU s per 10k events | peak RSS MiB | note |")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	fmt.Println(pipe.row())
+	fmt.Println(ours.row())
+	fmt.Printf("\nlookout / pipe throughput ratio: %.2f\n", pipe.wall.Seconds()/ours.wall.Seconds())
+	return nil
+}
+
+func startBrokerProcess(ctx context.Context, self string, partitions int) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, self, "devkafka")
+	cmd.Env = append(os.Environ(), "LOOKOUT_DEVKAFKA_LISTEN="+addr, "LOOKOUT_DEVKAFKA_DATA_DIR=",
+		fmt.Sprintf("LOOKOUT_DEVKAFKA_PARTITIONS=%d", partitions), "LOOKOUT_LOG_LEVEL=warn")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("start devkafka: %w", err)
+	}
+	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+	for i := 0; i < 100; i++ {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, errors.New("devkafka did not start")
+}
+
+func benchDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (driver.Conn, error) {
+	if err := resetDemoDatabase(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	conn, err := store.Open(ctx, cfg.ClickHouse)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
+		return nil, err
+	}
+	// The pipe's table: the scalar fields only. JSONEachRow on ClickHouse 18.16
+	// cannot map the probs object onto arrays, so the pipe skips it and does
+	// strictly less work than lookout, which also validates and stores probs.
+	err = conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS pipe (event_id String, ts String, model String,
+		model_version String, source String, task String, image_uri String, predicted_class String,
+		latency_ms Float32, arm String) ENGINE = MergeTree ORDER BY (model, source, event_id)`)
+	return conn, err
+}
+
+func produceBenchEvents(ctx context.Context, cfg config.Config, n int) error {
+	kc, err := kafkaconn.New(cfg.Kafka)
+	if err != nil {
+		return err
+	}
+	w := kc.Writer(cfg.Kafka.PredictionsTopic)
+	w.BatchSize = 5000
+	w.Async = false
+	defer w.Close()
+	base := time.Now().Add(-time.Hour).UTC()
+	const chunk = 20000
+	msgs := make([]kafka.Message, 0, chunk)
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("bench-%09d", i)
+		msgs = append(msgs, kafka.Message{Key: []byte(id), Value: benchEvent(id, i, base)})
+		if len(msgs) == chunk || i == n-1 {
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				return fmt.Errorf("produce benchmark events: %w", err)
+			}
+			msgs = msgs[:0]
+		}
+	}
+	return nil
+}
+
+var benchClasses = []string{"good", "scratch", "dent", "crack", "hole", "stain", "burr", "rust", "chip", "warp", "missing_part", "discoloration"}
+
+func benchEvent(id string, i int, base time.Time) []byte {
+	var b strings.Builder
+	top := i % len(benchClasses)
+	fmt.Fprintf(&b, `{"schema_version":1,"event_id":%q,"ts":%q,"model":"defect-classifier","model_version":"v1",`+
+		`"source":"cam-%d","task":"classification","image_uri":"file:///data/cam/%s.jpg","predicted_class":%q,"probs":{`,
+		id, base.Add(time.Duration(i)*time.Millisecond).Format("2006-01-02T15:04:05.000Z07:00"), i%3, id, benchClasses[top])
+	for c, name := range benchClasses {
+		p := 0.01
+		if c == top {
+			p = 0.89
+		}
+		if c > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%q:%g", name, p)
+	}
+	fmt.Fprintf(&b, `},"latency_ms":%d.5,"arm":"stable"}`, 5+i%20)
+	return []byte(b.String())
+}
+
+func (o *benchOptions) runPipe(ctx context.Context, cfg config.Config, conn driver.Conn) (benchResult, error) {
+	port := "19000"
+	if _, p, err := net.SplitHostPort(cfg.ClickHouse.Addr[0]); err == nil {
+		port = p
+	}
+	script := fmt.Sprintf("kcat -C -b %s -t %s -e -q -o beginning | clickhouse-client --port %s "+
+		"--input_format_skip_unknown_fields=1 --query 'INSERT INTO %s.pipe FORMAT JSONEachRow'",
+		cfg.Kafka.Brokers[0], cfg.Kafka.PredictionsTopic, port, cfg.ClickHouse.Database)
+	fmt.Println("baseline:", script)
+	cmd := exec.CommandContext(ctx, "sh", "-c", script)
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		return benchResult{}, fmt.Errorf("pipe: %w", err)
+	}
+	r := rusage("kcat → clickhouse-client pipe", cmd.ProcessState, time.Since(start), o.events)
+	r.comment = "scalar fields only, no validation, no probs"
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count() FROM pipe").Scan(&n); err != nil || int(n) != o.events {
+		return r, fmt.Errorf("pipe stored %d of %d rows (%v)", n, o.events, err)
+	}
+	return r, nil
+}
+
+func (o *benchOptions) runLookout(ctx context.Context, self string, cfg config.Config, conn driver.Conn) (benchResult, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return benchResult{}, err
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	cmd := exec.CommandContext(ctx, self, "serve")
+	cmd.Env = append(os.Environ(), "LOOKOUT_KAFKA_BROKERS="+cfg.Kafka.Brokers[0],
+		"LOOKOUT_CLICKHOUSE_DATABASE="+cfg.ClickHouse.Database, "LOOKOUT_HTTP_LISTEN="+httpAddr,
+		"LOOKOUT_EMBED_ENABLED=false", "LOOKOUT_DRIFT_ENABLED=false", "LOOKOUT_LOG_LEVEL=warn",
+		fmt.Sprintf("LOOKOUT_KAFKA_GROUP_ID=bench-%d", time.Now().UnixNano()))
+	cmd.Stderr = os.Stderr
+	fmt.Println("lookout: lookout serve (ingest only); profile: http://" + httpAddr + "/debug/pprof/profile")
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return benchResult{}, err
+	}
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM predictions").Scan(&n); err != nil {
+			_ = cmd.Process.Kill()
+			return benchResult{}, err
+		}
+		if int(n) >= o.events {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	wall := time.Since(start)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	r := rusage("lookout serve (ingest)", cmd.ProcessState, wall, o.events)
+	r.comment = "validated, 12-class probs + derived scores stored"
+	return r, nil
+}
+
+func rusage(name string, ps *os.ProcessState, wall time.Duration, events int) benchResult {
+	r := benchResult{name: name, wall: wall, events: events, cpu: ps.UserTime() + ps.SystemTime()}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss
+	}
+	return r
+}
