@@ -27,6 +27,7 @@ demo: setup build
 ## test: everything CI runs, against the real ClickHouse, kfake, kcat and ONNX Runtime
 test: setup lint
 	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -run '^$$' -fuzz FuzzDecodePrediction -fuzztime 20s ./internal/event
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -48,12 +48,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-// Predictions is the stage that stores prediction events.
-func Predictions(conn driver.Conn, m *Metrics) stream.Stage[event.Prediction] {
+// Predictions is the stage that stores prediction events decoded by dec.
+func Predictions(conn driver.Conn, dec *event.Decoder, m *Metrics) stream.Stage[event.Prediction] {
 	return stream.Stage[event.Prediction]{
 		Name: "predictions",
 		Decode: func(msg kafka.Message) (event.Prediction, bool, error) {
-			p, err := event.DecodePrediction(msg.Value)
+			p, err := dec.Prediction(msg.Value)
 			return p, err == nil, err
 		},
 		Reason: event.ReasonOf,
@@ -67,12 +67,12 @@ func Predictions(conn driver.Conn, m *Metrics) stream.Stage[event.Prediction] {
 	}
 }
 
-// Labels is the stage that stores label events.
-func Labels(conn driver.Conn, m *Metrics) stream.Stage[event.Label] {
+// Labels is the stage that stores label events decoded by dec.
+func Labels(conn driver.Conn, dec *event.Decoder, m *Metrics) stream.Stage[event.Label] {
 	return stream.Stage[event.Label]{
 		Name: "labels",
 		Decode: func(msg kafka.Message) (event.Label, bool, error) {
-			l, err := event.DecodeLabel(msg.Value)
+			l, err := dec.Label(msg.Value)
 			return l, err == nil, err
 		},
 		Reason: event.ReasonOf,

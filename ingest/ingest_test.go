@@ -104,7 +104,7 @@ func TestPredictionsEndToEnd(t *testing.T) {
 	}
 	kcatProduce(t, h.broker, "predictions", append(lines, bad...))
 
-	stop := consume(h, "predictions", ingest.Predictions(db, ingest.NewMetrics(nil)))
+	stop := consume(h, "predictions", ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)))
 	testenv.Eventually(t, 30*time.Second, "300 distinct predictions in ClickHouse", func() bool {
 		return testenv.Count(t, db, "SELECT uniqExact(event_id) FROM predictions") == 300
 	})
@@ -158,7 +158,7 @@ func TestOffsetsCommittedOnlyAfterStore(t *testing.T) {
 	kcatProduce(t, h.broker, "predictions", lines)
 
 	var first atomic.Int64
-	stop := consume(h, "predictions", countingStage(ingest.Predictions(db, ingest.NewMetrics(nil)), &first))
+	stop := consume(h, "predictions", countingStage(ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)), &first))
 	testenv.Eventually(t, 30*time.Second, "50 rows", func() bool {
 		return testenv.Count(t, db, "SELECT count() FROM predictions") == 50
 	})
@@ -168,7 +168,7 @@ func TestOffsetsCommittedOnlyAfterStore(t *testing.T) {
 	// offsets: it sees only the new event.
 	kcatProduce(t, h.broker, "predictions", []string{"ev-99999\t" + prediction(99999, base)})
 	var second atomic.Int64
-	stop = consume(h, "predictions", countingStage(ingest.Predictions(db, ingest.NewMetrics(nil)), &second))
+	stop = consume(h, "predictions", countingStage(ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)), &second))
 	testenv.Eventually(t, 30*time.Second, "the new row", func() bool {
 		return testenv.Count(t, db, "SELECT count() FROM predictions") == 51
 	})
@@ -187,7 +187,7 @@ func TestStoreFailureHoldsOffsets(t *testing.T) {
 	// A store that fails three times (as during a ClickHouse outage) must be
 	// retried, not skipped, and nothing may be committed in between.
 	var calls atomic.Int64
-	stage := ingest.Predictions(db, ingest.NewMetrics(nil))
+	stage := ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil))
 	inner := stage.Store
 	stage.Store = func(ctx context.Context, items []event.Prediction) error {
 		if calls.Add(1) <= 3 {
@@ -213,7 +213,7 @@ func TestLabelsStored(t *testing.T) {
 		`ev-1	{"event_id":"ev-1","label":"dent","annotator":"ann-1","ts":"` + ts + `"}`,
 		`ev-2	{"event_id":"ev-2","annotator":"ann-1","ts":"` + ts + `"}`,
 	})
-	stop := consume(h, "labels", ingest.Labels(db, ingest.NewMetrics(nil)))
+	stop := consume(h, "labels", ingest.Labels(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)))
 	testenv.Eventually(t, 30*time.Second, "one label row", func() bool {
 		return testenv.Count(t, db, "SELECT count() FROM labels") == 1
 	})

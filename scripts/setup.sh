@@ -27,6 +27,11 @@ install_packages() {
 	command -v curl >/dev/null || missing+=(curl)
 	command -v npm >/dev/null || missing+=(npm)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	command -v docker-compose >/dev/null || missing+=(docker-compose)
+	command -v chromium >/dev/null || missing+=(chromium)
+	command -v chromedriver >/dev/null || missing+=(chromium-driver)
+	command -v wrk >/dev/null || missing+=(wrk)
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 	# The preprocessing parity test compares with Pillow + NumPy.
 	/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null || missing+=(python3-pil python3-numpy)
 	if [ "$WANT_PYTHON_ONNX" = 1 ]; then

@@ -77,7 +77,8 @@ func e2eConfig(t *testing.T) config.Config {
 	cfg.Embed.ImageRoot = t.TempDir()
 	cfg.Embed.FlushInterval = 200 * time.Millisecond
 	cfg.Ingest.FlushInterval = 200 * time.Millisecond
-	cfg.Drift.Enabled = false // evaluated explicitly at the end of the timeline
+	cfg.Ingest.Limits.MaxAge = 0 // the simulated timeline is fixed in the past
+	cfg.Drift.Enabled = false    // evaluated explicitly at the end of the timeline
 	cfg.Simulate = simulate.DefaultConfig(cfg.Embed.ImageRoot)
 	cfg.Simulate.ShiftAfter = 60 * time.Second
 	cfg.Simulate.ImagesPerClass = 4

@@ -20,6 +20,7 @@ import (
 	"github.com/lookout-dev/lookout/drift/embed"
 	"github.com/lookout-dev/lookout/ingest"
 	"github.com/lookout-dev/lookout/internal/config"
+	"github.com/lookout-dev/lookout/internal/event"
 	"github.com/lookout-dev/lookout/internal/kafkaconn"
 	"github.com/lookout-dev/lookout/internal/store"
 	"github.com/lookout-dev/lookout/internal/stream"
@@ -151,9 +152,10 @@ func (s *service) tasks() []func(context.Context) error {
 		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval,
 		DeadLetter: dlq, Metrics: metrics, Log: s.log,
 	}
+	dec := &event.Decoder{Limits: s.cfg.Ingest.Limits}
 	tasks := []func(context.Context) error{
-		consume(s, k.PredictionsTopic, k.GroupID, ingest.Predictions(s.conn, ingestMetrics), opts),
-		consume(s, k.LabelsTopic, k.GroupID+"-labels", ingest.Labels(s.conn, ingestMetrics), opts),
+		consume(s, k.PredictionsTopic, k.GroupID, ingest.Predictions(s.conn, dec, ingestMetrics), opts),
+		consume(s, k.LabelsTopic, k.GroupID+"-labels", ingest.Labels(s.conn, dec, ingestMetrics), opts),
 	}
 	if s.embed != nil {
 		eopts := opts

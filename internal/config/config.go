@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lookout-dev/lookout/internal/auth"
+	"github.com/lookout-dev/lookout/internal/event"
 	"github.com/lookout-dev/lookout/internal/simulate"
 )
 
@@ -99,6 +100,8 @@ type HTTP struct {
 type Ingest struct {
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// Limits refuse absurd events (sizes, timestamps) to the dead-letter topic.
+	Limits event.Limits `yaml:"limits"`
 }
 
 // Embed configures image sampling and the embedding model.
@@ -132,6 +135,19 @@ type Drift struct {
 	// flags drift, so large windows do not alarm on trivial differences.
 	MinMMD2 float64 `yaml:"min_mmd2"`
 	MinJS   float64 `yaml:"min_js"`
+	// MinKS is the floor on the Kolmogorov–Smirnov D of the score,
+	// probability and projection tests.
+	MinKS float64 `yaml:"min_ks"`
+	// Projections is the number of random projections of the embeddings
+	// tested with KS.
+	Projections int `yaml:"projections"`
+	// MMDFeatures > 0 uses the random-Fourier-feature MMD with that many
+	// features instead of the exact kernel test (for large windows).
+	MMDFeatures int `yaml:"mmd_features"`
+	// ReferenceMode is "first" (the first reference_duration of a scope's
+	// data) or "rolling" (the reference_duration just before the current
+	// window). A reference pinned with `lookout drift reference pin` wins.
+	ReferenceMode string `yaml:"reference_mode"`
 }
 
 // DevKafka configures the development broker (lookout devkafka).
@@ -178,7 +194,7 @@ func Default() Config {
 			DialTimeout: 5 * time.Second,
 		},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
-		Ingest: Ingest{BatchSize: 10000, FlushInterval: 500 * time.Millisecond},
+		Ingest: Ingest{BatchSize: 10000, FlushInterval: 500 * time.Millisecond, Limits: event.DefaultLimits()},
 		Embed: Embed{
 			Enabled:        true,
 			ModelPath:      "models/dinov2-tiny-random.onnx",
@@ -202,6 +218,9 @@ func Default() Config {
 			Alpha:             0.01,
 			MinMMD2:           0.02,
 			MinJS:             0.1,
+			MinKS:             0.1,
+			Projections:       16,
+			ReferenceMode:     "first",
 		},
 		DevKafka: DevKafka{Listen: "127.0.0.1:19092", DataDir: ".lookout/kafka", Partitions: 3},
 		Log:      Log{Level: "info", Format: "text"},

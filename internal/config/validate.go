@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lookout-dev/lookout/internal/auth"
+	"github.com/lookout-dev/lookout/internal/event"
 )
 
 // Validate reports every problem it finds, not just the first, so an operator
@@ -50,6 +51,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.BatchSize < 1 || c.Ingest.FlushInterval <= 0 {
 		bad("ingest: batch_size must be ≥ 1 and flush_interval > 0")
+	}
+	if l := c.Ingest.Limits; l.MaxBytes < 1 || l.MaxBytes > event.MaxEventBytes || l.MaxClasses < 1 || l.MaxBoxes < 1 ||
+		l.MaxFuture < 0 || l.MaxAge < 0 {
+		bad("ingest.limits: max_event_bytes must be 1..%d, max_classes and max_boxes ≥ 1, max_future and max_age ≥ 0 (0 = off)", event.MaxEventBytes)
 	}
 	errs = append(errs, c.Embed.validate()...)
 	errs = append(errs, c.Drift.validate()...)
@@ -105,6 +110,13 @@ func (d *Drift) validate() []error {
 	}
 	if d.MinMMD2 < 0 || d.MinJS < 0 || d.MinJS > 1 {
 		errs = append(errs, errors.New("drift: min_mmd2 must be ≥ 0 and min_js within [0,1]"))
+	}
+	if d.MinKS < 0 || d.MinKS > 1 || d.Projections < 1 || d.Projections > 256 || d.MMDFeatures < 0 {
+		errs = append(errs, fmt.Errorf("drift: need min_ks within [0,1] (%v), 1 ≤ projections ≤ 256 (%d), mmd_features ≥ 0 (%d)",
+			d.MinKS, d.Projections, d.MMDFeatures))
+	}
+	if d.ReferenceMode != "first" && d.ReferenceMode != "rolling" {
+		errs = append(errs, fmt.Errorf("drift.reference_mode %q must be first or rolling", d.ReferenceMode))
 	}
 	return errs
 }

@@ -89,8 +89,13 @@ func (c *Conn) Reader(topic, group string) *kafka.Reader {
 		QueueCapacity:  1000,
 		StartOffset:    kafka.FirstOffset,
 		CommitInterval: 0,
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
+		// A member that dies without leaving (kill -9) holds its partitions
+		// until the session times out: 10 s instead of kafka-go's 30 s.
+		SessionTimeout:    10 * time.Second,
+		HeartbeatInterval: 2 * time.Second,
+		RebalanceTimeout:  10 * time.Second,
+		ReadBackoffMin:    100 * time.Millisecond,
+		ReadBackoffMax:    2 * time.Second,
 	})
 }
 

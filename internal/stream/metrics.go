@@ -56,3 +56,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	return m
 }
+
+// Retries returns the retry counter of one stage and step ("dead-letter
+// write", "store", "commit"), for tests and embedding programs.
+func (m *Metrics) Retries(stage, step string) prometheus.Counter {
+	return m.retries.WithLabelValues(stage, step)
+}
