@@ -3,7 +3,9 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -14,22 +16,25 @@ import (
 // predictionColumns lists the predictions table's columns in insert order.
 // Naming them keeps old binaries working after a migration adds a column.
 const predictionColumns = "event_id, ts, ts_ms, model, model_version, source, task, image_uri, " +
-	"predicted_class, confidence, margin, entropy, prob_classes, prob_values, box_classes, box_scores, " +
+	"predicted_class, confidence, margin, entropy, class_set, prob_values, box_classes, box_scores, " +
 	"box_xyxy, latency_ms, arm, rollout_id, schema_version, ingested_at"
 
 // columns is one batch of predictions laid out column by column. Appending
 // whole columns skips clickhouse-go's per-row reflection, which dominated
 // the ingest profile.
 type columns struct {
-	eventID, model, version, source, task, uri, predicted, arm, rollout []string
-	ts, ingested                                                        []time.Time
-	tsMS                                                                []uint64
-	confidence, margin, entropy                                         []float32
-	probClasses, boxClasses                                             [][]string
-	probValues, boxScores                                               [][]float32
-	boxXYXY                                                             [][][]float32
-	latency                                                             []*float32
-	schema                                                              []uint8
+	eventID, model, version, source, task, uri, predicted, arm, rollout, classSet []string
+	ts, ingested                                                                  []time.Time
+	tsMS                                                                          []uint64
+	confidence, margin, entropy                                                   []float32
+	boxClasses                                                                    [][]string
+	probValues, boxScores                                                         [][]float32
+	boxXYXY                                                                       [][][]float32
+	latency                                                                       []*float32
+	schema                                                                        []uint8
+
+	lastClasses []string
+	lastSet     string
 }
 
 func newColumns(n int) *columns {
@@ -39,7 +44,7 @@ func newColumns(n int) *columns {
 		predicted: make([]string, 0, n), arm: make([]string, 0, n), rollout: make([]string, 0, n),
 		ts: make([]time.Time, 0, n), ingested: make([]time.Time, 0, n), tsMS: make([]uint64, 0, n),
 		confidence: make([]float32, 0, n), margin: make([]float32, 0, n), entropy: make([]float32, 0, n),
-		probClasses: make([][]string, 0, n), boxClasses: make([][]string, 0, n),
+		classSet: make([]string, 0, n), boxClasses: make([][]string, 0, n),
 		probValues: make([][]float32, 0, n), boxScores: make([][]float32, 0, n),
 		boxXYXY: make([][][]float32, 0, n), latency: make([]*float32, 0, n), schema: make([]uint8, 0, n),
 	}
@@ -48,6 +53,12 @@ func newColumns(n int) *columns {
 func (c *columns) add(p *event.Prediction, now time.Time) {
 	s := p.Scores()
 	classes, values := sortedProbs(p)
+	// Consecutive events of one model share their class list: reuse the
+	// joined string instead of building it again.
+	set := c.lastSet
+	if !slices.Equal(classes, c.lastClasses) {
+		set, c.lastClasses, c.lastSet = strings.Join(classes, ","), classes, strings.Join(classes, ",")
+	}
 	bc, bs, bx := flattenBoxes(p.Boxes)
 	var latency *float32
 	if p.LatencyMS != nil {
@@ -66,7 +77,7 @@ func (c *columns) add(p *event.Prediction, now time.Time) {
 	c.confidence = append(c.confidence, float32(s.Confidence))
 	c.margin = append(c.margin, float32(s.Margin))
 	c.entropy = append(c.entropy, float32(s.Entropy))
-	c.probClasses = append(c.probClasses, classes)
+	c.classSet = append(c.classSet, set)
 	c.probValues = append(c.probValues, values)
 	c.boxClasses = append(c.boxClasses, bc)
 	c.boxScores = append(c.boxScores, bs)
@@ -80,7 +91,7 @@ func (c *columns) add(p *event.Prediction, now time.Time) {
 
 func (c *columns) all() []any {
 	return []any{c.eventID, c.ts, c.tsMS, c.model, c.version, c.source, c.task, c.uri,
-		c.predicted, c.confidence, c.margin, c.entropy, c.probClasses, c.probValues, c.boxClasses, c.boxScores,
+		c.predicted, c.confidence, c.margin, c.entropy, c.classSet, c.probValues, c.boxClasses, c.boxScores,
 		c.boxXYXY, c.latency, c.arm, c.rollout, c.schema, c.ingested}
 }
 

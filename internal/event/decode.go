@@ -69,7 +69,11 @@ func ReasonOf(err error) string {
 // DecodePrediction parses and validates one prediction event. Any error it
 // returns is an *InvalidError.
 func DecodePrediction(data []byte) (Prediction, error) {
-	p, err := parsePrediction(data)
+	return decodePrediction(data, nil)
+}
+
+func decodePrediction(data []byte, in interner) (Prediction, error) {
+	p, err := parsePrediction(data, in)
 	if err != nil {
 		return Prediction{}, err
 	}
@@ -314,9 +318,10 @@ func checkName(field, v string, limit int) error {
 	return nil
 }
 
+// checkClass refuses commas too: the class list is stored comma-joined.
 func checkClass(c string) error {
-	if c == "" || len(c) > maxClassLen || hasControl(c) {
-		return invalid(ReasonBadProbabilities, "class names must be 1..%d printable bytes", maxClassLen)
+	if c == "" || len(c) > maxClassLen || hasControl(c) || strings.IndexByte(c, ',') >= 0 {
+		return invalid(ReasonBadProbabilities, "class names must be 1..%d printable bytes without commas", maxClassLen)
 	}
 	return nil
 }

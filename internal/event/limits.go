@@ -1,6 +1,7 @@
 package event
 
 import (
+	"sync"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type Decoder struct {
 	Limits Limits
 	// Now is the clock for MaxFuture and MaxAge; nil means time.Now.
 	Now func() time.Time
+
+	mu     sync.Mutex
+	intern interner
 }
 
 // Prediction decodes, validates and checks one prediction against d.Limits.
@@ -36,7 +40,12 @@ func (d *Decoder) Prediction(data []byte) (Prediction, error) {
 	if d.Limits.MaxBytes > 0 && len(data) > d.Limits.MaxBytes {
 		return Prediction{}, invalid(ReasonTooLarge, "event is %d bytes, limit %d", len(data), d.Limits.MaxBytes)
 	}
-	p, err := DecodePrediction(data)
+	d.mu.Lock()
+	if d.intern == nil {
+		d.intern = make(interner)
+	}
+	p, err := decodePrediction(data, d.intern)
+	d.mu.Unlock()
 	if err != nil {
 		return Prediction{}, err
 	}

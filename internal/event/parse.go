@@ -11,7 +11,29 @@ import (
 // by hand. Labels, far rarer, keep encoding/json.
 var parsers fastjson.ParserPool
 
-func parsePrediction(data []byte) (Prediction, error) {
+// interner shares the strings that repeat from event to event (model,
+// source, class names): fewer allocations, less garbage to collect. It is
+// bounded so hostile producers cannot grow it, and not safe for concurrent
+// use: each Decoder owns one and locks around a parse.
+type interner map[string]string
+
+const maxInterned = 4096
+
+func (in interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	if s, ok := in[string(b)]; ok {
+		return s
+	}
+	s := string(b)
+	if len(in) < maxInterned {
+		in[s] = s
+	}
+	return s
+}
+
+func parsePrediction(data []byte, in interner) (Prediction, error) {
 	if len(data) > MaxEventBytes {
 		return Prediction{}, invalid(ReasonTooLarge, "event is %d bytes, limit %d", len(data), MaxEventBytes)
 	}
@@ -29,13 +51,13 @@ func parsePrediction(data []byte) (Prediction, error) {
 	var ferr error
 	obj.Visit(func(key []byte, v *fastjson.Value) {
 		if ferr == nil && v.Type() != fastjson.TypeNull {
-			ferr = p.setField(string(key), v)
+			ferr = p.setField(string(key), v, in)
 		}
 	})
 	return p, ferr
 }
 
-func (p *Prediction) setField(key string, v *fastjson.Value) error {
+func (p *Prediction) setField(key string, v *fastjson.Value, in interner) error {
 	var err error
 	switch key {
 	case "schema_version":
@@ -45,27 +67,27 @@ func (p *Prediction) setField(key string, v *fastjson.Value) error {
 	case "ts":
 		p.TS, err = timeField(key, v)
 	case "model":
-		p.Model, err = stringField(key, v)
+		p.Model, err = internField(key, v, in)
 	case "model_version":
-		p.ModelVersion, err = stringField(key, v)
+		p.ModelVersion, err = internField(key, v, in)
 	case "source":
-		p.Source, err = stringField(key, v)
+		p.Source, err = internField(key, v, in)
 	case "task":
-		p.Task, err = stringField(key, v)
+		p.Task, err = internField(key, v, in)
 	case "image_uri":
 		p.ImageURI, err = stringField(key, v)
 	case "predicted_class":
-		p.PredictedClass, err = stringField(key, v)
+		p.PredictedClass, err = internField(key, v, in)
 	case "arm":
-		p.Arm, err = stringField(key, v)
+		p.Arm, err = internField(key, v, in)
 	case "rollout_id":
-		p.RolloutID, err = stringField(key, v)
+		p.RolloutID, err = internField(key, v, in)
 	case "latency_ms":
 		var f float64
 		f, err = floatField(key, v)
 		p.LatencyMS = &f
 	case "probs":
-		p.Probs, err = probsField(v)
+		p.Probs, err = probsField(v, in)
 	case "top_k":
 		p.TopK, err = topKField(v)
 	case "boxes":
@@ -84,6 +106,14 @@ func stringField(field string, v *fastjson.Value) (string, error) {
 		return "", wrongType(field, v, "string")
 	}
 	return string(b), nil
+}
+
+func internField(field string, v *fastjson.Value, in interner) (string, error) {
+	b, err := v.StringBytes()
+	if err != nil {
+		return "", wrongType(field, v, "string")
+	}
+	return in.str(b), nil
 }
 
 func floatField(field string, v *fastjson.Value) (float64, error) {
@@ -114,7 +144,7 @@ func timeField(field string, v *fastjson.Value) (time.Time, error) {
 	return t, nil
 }
 
-func probsField(v *fastjson.Value) (map[string]float64, error) {
+func probsField(v *fastjson.Value, in interner) (map[string]float64, error) {
 	o, err := v.Object()
 	if err != nil {
 		return nil, wrongType("probs", v, "object of class → probability")
@@ -133,7 +163,7 @@ func probsField(v *fastjson.Value) (map[string]float64, error) {
 			ferr = wrongType("probs", v, "number")
 			return
 		}
-		probs[string(key)] = f
+		probs[in.str(key)] = f
 	})
 	return probs, ferr
 }
