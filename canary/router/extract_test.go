@@ -1,0 +1,77 @@
+package router
+
+import (
+	"hash/fnv"
+	"reflect"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func testutilValue(c *prometheus.CounterVec, label string) float64 {
+	return testutil.ToFloat64(c.WithLabelValues(label))
+}
+
+func TestExtract(t *testing.T) {
+	x := Extractor{Classes: []string{"good", "dent", "stain"}}
+	for _, c := range []struct {
+		name, body string
+		want       []Output
+	}{
+		{"v1 arrays", `{"predictions":[[0.1,0.7,0.2],[0.8,0.1,0.1]]}`, []Output{
+			{Class: "dent", Probs: map[string]float64{"good": 0.1, "dent": 0.7, "stain": 0.2}},
+			{Class: "good", Probs: map[string]float64{"good": 0.8, "dent": 0.1, "stain": 0.1}}}},
+		{"v1 objects", `{"predictions":[{"probs":{"a":0.4,"b":0.6}},{"label":"x"}]}`, []Output{
+			{Class: "b", Probs: map[string]float64{"a": 0.4, "b": 0.6}}, {Class: "x"}}},
+		{"v1 labels", `{"predictions":["good"]}`, []Output{{Class: "good"}}},
+		{"v2 2-d", `{"model_name":"m","outputs":[{"name":"probs","shape":[2,3],"datatype":"FP32","data":[0.1,0.7,0.2,0.2,0.2,0.6]}]}`, []Output{
+			{Class: "dent", Probs: map[string]float64{"good": 0.1, "dent": 0.7, "stain": 0.2}},
+			{Class: "stain", Probs: map[string]float64{"good": 0.2, "dent": 0.2, "stain": 0.6}}}},
+	} {
+		got, err := x.Extract([]byte(c.body))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
+		}
+	}
+	if _, err := x.Extract([]byte(`{"foo":1}`)); err == nil {
+		t.Error("accepted a response without predictions")
+	}
+	named := Extractor{OutputName: "label"}
+	got, err := named.Extract([]byte(`{"outputs":[{"name":"probs","shape":[1,2],"datatype":"FP32","data":[0.5,0.5]},{"name":"label","shape":[1],"datatype":"BYTES","data":["dent"]}]}`))
+	if err != nil || len(got) != 1 || got[0].Class != "dent" {
+		t.Errorf("named BYTES output: %+v %v", got, err)
+	}
+}
+
+func TestImageURIs(t *testing.T) {
+	for body, want := range map[string][]string{
+		`{"instances":[{"image_uri":"a"},{"image_uri":"b"}]}`:                               {"a", "b"},
+		`{"inputs":[{"name":"image_uri","datatype":"BYTES","shape":[2],"data":["a","b"]}]}`: {"a", "b"},
+		`{"image_uri":"a","instances":[[1,2]]}`:                                             {"a"},
+		`[1,2]`:                                                                             nil,
+	} {
+		if got := ImageURIs([]byte(body), "image_uri"); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %v, want %v", body, got, want)
+		}
+	}
+}
+
+// Bucket must stay stable across releases (a change would reshuffle every
+// camera mid-rollout after an upgrade): it is FNV-1a of rollout, 0, key
+// with a splitmix64 finaliser, checked here against hash/fnv.
+func TestBucketIsStable(t *testing.T) {
+	for _, c := range [][2]string{{"r1", "cam-1"}, {"", ""}, {"ro-abc", "10.0.0.7"}} {
+		h := fnv.New64a()
+		h.Write([]byte(c[0] + "\x00" + c[1]))
+		x := h.Sum64()
+		x ^= x >> 30
+		x *= 0xbf58476d1ce4e5b9
+		x ^= x >> 27
+		x *= 0x94d049bb133111eb
+		x ^= x >> 31
+		if got, want := Bucket(c[0], c[1]), int(x%Buckets); got != want {
+			t.Errorf("Bucket(%q, %q) = %d, want %d", c[0], c[1], got, want)
+		}
+	}
+}

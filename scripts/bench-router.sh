@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# Benchmark of the canary router against nginx (split_clients + proxy_pass)
+# and against calling the backend directly, in one run, with wrk.
+#
+#   scripts/bench-router.sh            # DURATION=10 RATE_CONNS=20 RATE_DELAY_MS=10 to tune
+#
+# Every target splits 90/10 between two instances of the same local backend
+# (canary/fakemodel) by the X-Camera-Id header (1000 cameras), so any
+# difference is the proxy's. The lookout router runs as in production: a
+# rollout at 10%, the audit log in the local ClickHouse (database
+# lookout_bench) and every prediction published to a dev Kafka broker.
+# Two passes per target: peak throughput (32 connections, no pause), then a
+# paced load near 2,000 req/s (RATE_CONNS connections each pausing
+# RATE_DELAY_MS between requests; Debian's wrk has no fixed-rate mode).
+# Prints a Markdown table: CPU per request of the proxy process(es) (and of the
+# Kafka broker the router publishes to) is the steadiest figure on a shared
+# machine; peak RSS is VmHWM from /proc. ROUTER_GOGC sets the router's GOGC.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+RATE_CONNS=${RATE_CONNS:-20}
+RATE_DELAY_MS=${RATE_DELAY_MS:-9}
+W=.lookout/bench-router
+rm -rf "$W" && mkdir -p "$W"
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+command -v wrk >/dev/null && [ -x "$NGINX" ] || { echo "wrk and nginx are needed: run make setup" >&2; exit 1; }
+
+go build -o "$W/lookout" ./cmd/lookout
+go build -o "$W/fakemodel" ./canary/fakemodel
+"$W/fakemodel" -listen 127.0.0.1:18601 & PIDS+=($!)
+"$W/fakemodel" -listen 127.0.0.1:18602 & PIDS+=($!)
+
+# nginx: same split by camera header, keepalive to the backends.
+cat > "$W/nginx.conf" <<NGX
+worker_processes auto;
+pid $PWD/$W/nginx.pid;
+error_log $PWD/$W/nginx-error.log;
+daemon off;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $PWD/$W/nginx-body;
+  proxy_temp_path $PWD/$W/nginx-proxy;
+  upstream stable { server 127.0.0.1:18601; keepalive 128; }
+  upstream canary { server 127.0.0.1:18602; keepalive 128; }
+  split_clients "\${http_x_camera_id}" \$arm { 10% canary; * stable; }
+  server {
+    listen 127.0.0.1:18690;
+    location / {
+      proxy_pass http://\$arm;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGX
+"$NGINX" -c "$PWD/$W/nginx.conf" -p "$PWD/$W" & PIDS+=($!)
+NGINX_PID=$!
+
+# lookout router with a 10% rollout.
+TOKEN=$("$W/lookout" token | awk '/^token:/{print $2}')
+cat > "$W/lookout.yaml" <<YAML
+kafka: {brokers: [127.0.0.1:18692]}
+clickhouse: {database: lookout_bench}
+devkafka: {listen: 127.0.0.1:18692, data_dir: $PWD/$W/kafka}
+auth:
+  tokens: [{name: bench, sha256: $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1), roles: [admin]}]
+log: {level: warn}
+canary:
+  listen: 127.0.0.1:18680
+  admin_listen: 127.0.0.1:18681
+  backends:
+    - {name: stable, url: "http://127.0.0.1:18601", version: v1}
+    - {name: canary, url: "http://127.0.0.1:18602", version: v2}
+  stable: stable
+  rollout: {steps: [10], step_pause: 1h, interval: 1h}
+YAML
+clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS lookout_bench"
+"$W/lookout" devkafka -config "$W/lookout.yaml" >"$W/devkafka.log" 2>&1 & PIDS+=($!)
+KAFKA_PID=$!
+sleep 1
+GOGC=${ROUTER_GOGC:-100} "$W/lookout" router -config "$W/lookout.yaml" >"$W/router.log" 2>&1 & PIDS+=($!)
+ROUTER_PID=$!
+for _ in $(seq 50); do curl -sf http://127.0.0.1:18681/healthz >/dev/null && break; sleep 0.2; done
+LOOKOUT_TOKEN=$TOKEN "$W/lookout" rollout -config "$W/lookout.yaml" start -canary canary -reason bench >/dev/null
+
+cat > "$W/post.lua" <<'LUA'
+local n = 0
+local pace = tonumber(os.getenv("WRK_DELAY_MS") or "0")
+wrk.method = "POST"
+wrk.body = '{"instances":[{"image_uri":"file:///images/part.png"}]}'
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  n = n + 1
+  wrk.headers["X-Camera-Id"] = "cam-" .. (n * 7919 % 1000)
+  return wrk.format()
+end
+if pace > 0 then delay = function() return pace end end
+LUA
+
+# run TARGET_URL CONNS DELAY → "req/s p50 p99" (latencies in ms)
+run() {
+	local out
+	out=$(WRK_DELAY_MS=$3 wrk -t2 -c"$2" -d"${DURATION}s" --latency -s "$W/post.lua" "$1/v1/models/m:predict")
+	echo "$out" >>"$W/wrk.log"
+	echo "$out" | awk '
+		function ms(v) { if (v ~ /us$/) return v/1000; if (v ~ /ms$/) return v+0; if (v ~ /s$/) return v*1000; return v }
+		/^ +50%/ {p50=ms($2)} /^ +99%/ {p99=ms($2)} /^Requests\/sec/ {rps=$2}
+		/Non-2xx/ {bad=$NF} END {printf "%.0f %.3f %.3f %s\n", rps, p50, p99, bad+0}'
+}
+# cpu PID... → CPU milliseconds (user+system) used so far by those processes
+cpu() { local s=0 p; for p in "$@"; do s=$((s + $(awk '{print ($14+$15)*10}' "/proc/$p/stat"))); done; echo "$s"; }
+proxy_pids() {
+	case $1 in
+	direct) echo "" ;;
+	nginx) echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
+	lookout) echo "$ROUTER_PID" ;;
+	esac
+}
+hwm() { awk '/VmHWM/{print $2/1024}' "/proc/$1/status"; }
+nginx_hwm() { local s=0; for p in $(pgrep -P "$NGINX_PID") "$NGINX_PID"; do s=$(awk -v s="$s" '/VmHWM/{print s+$2/1024}' "/proc/$p/status"); done; echo "$s"; }
+
+# warm up every path once
+for u in http://127.0.0.1:18601 http://127.0.0.1:18690 http://127.0.0.1:18680; do
+	WRK_DELAY_MS=0 wrk -t1 -c8 -d2s -s "$W/post.lua" "$u/" >/dev/null
+done
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo
+echo "| target | peak req/s | p50 ms | p99 ms | proxy CPU µs/req | broker CPU µs/req | paced req/s | paced p50 ms | paced p99 ms | non-2xx | peak RSS MB |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+for t in direct nginx lookout; do
+	case $t in
+	direct) u=http://127.0.0.1:18601 ;;
+	nginx) u=http://127.0.0.1:18690 ;;
+	lookout) u=http://127.0.0.1:18680 ;;
+	esac
+	if [ "$t" = lookout ] && [ -n "${PROFILE:-}" ]; then
+		# PROFILE=1: CPU profile of the router during its peak pass → $W/router.cpu
+		curl -s -H "Authorization: Bearer $TOKEN" -o "$W/router.cpu" \
+			"http://127.0.0.1:18681/debug/pprof/profile?seconds=$((DURATION - 2))" &
+	fi
+	pids=$(proxy_pids "$t")
+	c0=$(cpu $pids) k0=$(cpu "$KAFKA_PID")
+	read -r prps pp50 pp99 pbad <<<"$(run "$u" 32 0)"
+	c1=$(cpu $pids) k1=$(cpu "$KAFKA_PID")
+	# CPU per request is far steadier than req/s on a shared machine.
+	pcpu=$(awk -v c=$((c1 - c0)) -v r="$prps" -v d="$DURATION" 'BEGIN{ if (c == 0) print "-"; else printf "%.0f", c*1000/(r*d) }')
+	kcpu="-"
+	[ "$t" = lookout ] && kcpu=$(awk -v c=$((k1 - k0)) -v r="$prps" -v d="$DURATION" 'BEGIN{printf "%.0f", c*1000/(r*d)}')
+	read -r rrps rp50 rp99 rbad <<<"$(run "$u" "$RATE_CONNS" "$RATE_DELAY_MS")"
+	case $t in
+	direct) rss="-" ;;
+	nginx) rss=$(nginx_hwm) ;;
+	lookout) rss=$(hwm "$ROUTER_PID") ;;
+	esac
+	printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$t" "$prps" "$pp50" "$pp99" "$pcpu" "$kcpu" "$rrps" "$rp50" "$rp99" "$((pbad + rbad))" "$rss"
+done
+echo
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "router events: $(curl -s http://127.0.0.1:18681/metrics | grep -E '^lookout_router_events_total' | tr '\n' ' ')"
+echo "router split: $(curl -s http://127.0.0.1:18681/metrics | grep -E '^lookout_router_requests_total' | tr '\n' ' ')"
+clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS lookout_bench"
