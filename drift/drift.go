@@ -1,46 +1,43 @@
-// Package drift runs lookout's periodic drift job: for every model × source
-// it compares the current window with a reference window on the image
-// embeddings (MMD² with a permutation test) and on the predicted-class mix
-// (chi-square test, Jensen–Shannon distance as effect size), writes one report
-// row per test to ClickHouse and exports the outcome as Prometheus gauges.
+// Package drift runs lookout's periodic drift job: for every model × model
+// version × source it compares the current window with a reference window
+// with several two-sample tests — predicted-class counts (chi-square, the
+// hard form of black-box shift detection), the softmax vectors (KS per class
+// probability, the soft form), confidence/entropy/margin (KS), and the image
+// embeddings (MMD² permutation test and KS on random projections) — writes
+// one report row per test, explanations of what moved and the estimated and
+// realised accuracy to ClickHouse, and exports the outcome as gauges.
 //
-// A test flags drift only when it is significant at Alpha AND its effect size
-// reaches the configured floor, so large windows do not alarm on trivial
-// differences, and windows with fewer than MinSamples say so instead.
+// A test flags drift only when it is significant at Alpha AND its effect
+// size reaches the configured floor, so large windows do not alarm on
+// trivial differences; windows with fewer than MinSamples say so instead.
+// Families of univariate tests are corrected with Benjamini–Hochberg.
+//
+// Evaluate and its inputs are pure Go, so `lookout drift calibrate` measures
+// the false-alarm rate and power of exactly the code the job runs.
 package drift
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/lookout-dev/lookout/drift/stats"
 	"github.com/lookout-dev/lookout/internal/config"
 )
 
-// Test names as stored in drift_reports and metric labels.
-const (
-	TestEmbeddingMMD = "embedding_mmd"
-	TestClassChi2    = "class_chi2"
-)
-
-// Statuses of a report row.
-const (
-	StatusOK           = "ok"
-	StatusDrift        = "drift"
-	StatusInsufficient = "insufficient_data"
-)
-
-// Scope is what one drift comparison is about.
+// Scope is what one drift comparison is about. Different model versions
+// are different scopes: a new version is compared with its own reference.
 type Scope struct {
-	Model  string
-	Source string
+	Model   string
+	Version string
+	Source  string
 }
+
+func (s Scope) String() string { return s.Model + "/" + s.Version + "/" + s.Source }
 
 // Window is a half-open time range [From, To).
 type Window struct {
@@ -50,23 +47,22 @@ type Window struct {
 // Report is the outcome of one test on one scope.
 type Report struct {
 	Scope
-	RunAt     time.Time
-	Embedder  string
-	Test      string
-	Status    string
-	Statistic float64
-	PValue    float64
-	Effect    float64
-	MinEffect float64
-	Alpha     float64
-	NRef      int
-	NCur      int
-	Ref, Cur  Window
-	Detail    string
+	Result
+	RunAt    time.Time
+	Embedder string
+	Ref, Cur Window
+	// Reference describes where the reference came from ("first 1m0s",
+	// "rolling", "pinned", "pinned from m/v/s").
+	Reference string
 }
 
-// Flagged reports whether the test found drift.
-func (r Report) Flagged() bool { return r.Status == StatusDrift }
+// ScopeRun is everything one run found for one scope.
+type ScopeRun struct {
+	Scope     Scope
+	Reports   []Report
+	Accuracy  Accuracy
+	Reference string
+}
 
 // Job is the periodic drift job.
 type Job struct {
@@ -74,6 +70,8 @@ type Job struct {
 	cfg     config.Drift
 	metrics *Metrics
 	log     *slog.Logger
+	workers int         // scopes evaluated at once
+	seq     *sequential // nil unless drift.sequential_arl > 0
 }
 
 // NewJob returns a job reading and writing through conn.
@@ -81,7 +79,7 @@ func NewJob(conn driver.Conn, cfg config.Drift, m *Metrics, log *slog.Logger) *J
 	if m == nil {
 		m = NewMetrics(nil)
 	}
-	return &Job{conn: conn, cfg: cfg, metrics: m, log: log}
+	return &Job{conn: conn, cfg: cfg, metrics: m, log: log, workers: scopeWorkers, seq: newSequential(cfg.SequentialARL)}
 }
 
 // Run evaluates every Interval until ctx is cancelled, passing each run's
@@ -110,164 +108,175 @@ func (j *Job) Run(ctx context.Context, onReport func([]Report)) error {
 	}
 }
 
-// RunOnce evaluates every scope as of now, stores and exports the reports.
+// RunOnce evaluates every scope as of now, stores and exports the results,
+// and returns the reports of every scope.
 func (j *Job) RunOnce(ctx context.Context, now time.Time) ([]Report, error) {
-	scopes, err := j.scopes(ctx)
+	runs, err := j.RunScopes(ctx, now)
 	if err != nil {
 		return nil, err
 	}
 	var reports []Report
-	for _, sc := range scopes {
-		rs, err := j.evaluate(ctx, sc.Scope, sc.first, now)
-		if err != nil {
-			return nil, fmt.Errorf("drift %s/%s: %w", sc.Model, sc.Source, err)
-		}
-		reports = append(reports, rs...)
+	for _, r := range runs {
+		reports = append(reports, r.Reports...)
 	}
-	if err := insertReports(ctx, j.conn, reports); err != nil {
+	return reports, nil
+}
+
+// RunScopes is RunOnce with the per-scope accuracy as well.
+func (j *Job) RunScopes(ctx context.Context, now time.Time) ([]ScopeRun, error) {
+	scopes, err := j.scopes(ctx)
+	if err != nil {
 		return nil, err
 	}
-	for _, r := range reports {
-		j.metrics.export(r)
-		j.logReport(r)
+	pins, err := ListReferences(ctx, j.conn)
+	if err != nil {
+		return nil, err
+	}
+	runAt := now.Truncate(time.Second)
+	runs, err := j.evaluateAll(ctx, scopes, pins, runAt)
+	if err != nil {
+		return nil, err
+	}
+	if j.seq != nil {
+		for i := range runs {
+			if len(runs[i].Reports) > 0 {
+				runs[i].Reports = append(runs[i].Reports, j.seq.update(runs[i].Reports[0], runs[i].Reports))
+			}
+		}
+	}
+	if err := j.store(ctx, runAt, runs); err != nil {
+		return nil, err
+	}
+	for _, run := range runs {
+		for _, r := range run.Reports {
+			j.metrics.export(r)
+			j.logReport(r)
+		}
+		j.metrics.exportAccuracy(run.Scope, run.Accuracy)
 	}
 	j.metrics.runs.WithLabelValues("ok").Inc()
 	j.metrics.lastRun.Set(float64(now.Unix()))
-	return reports, nil
+	return runs, nil
+}
+
+// scopeWorkers bounds how many scopes are evaluated at once: a scope spends
+// most of its time waiting for ClickHouse, so a few in flight overlap the
+// queries with the Go-side statistics without flooding the server.
+const scopeWorkers = 4
+
+// evaluateAll evaluates every scope, in parallel, keeping the scope order.
+// Every scope's random seeds derive from the scope and run time, so the
+// outcome does not depend on scheduling.
+func (j *Job) evaluateAll(ctx context.Context, scopes []scopeStart, pins []Reference, runAt time.Time) ([]ScopeRun, error) {
+	runs := make([]ScopeRun, len(scopes))
+	errs := make([]error, len(scopes))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(max(j.workers, 1), len(scopes)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sc := scopes[i]
+				runs[i], errs[i] = j.evaluate(ctx, sc, pinFor(pins, sc.Scope), runAt)
+				if errs[i] != nil {
+					errs[i] = fmt.Errorf("drift %s: %w", sc.Scope, errs[i])
+				}
+			}
+		}()
+	}
+	for i := range scopes {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return runs, errors.Join(errs...)
+}
+
+func (j *Job) store(ctx context.Context, runAt time.Time, runs []ScopeRun) error {
+	var reports []Report
+	for _, r := range runs {
+		reports = append(reports, r.Reports...)
+	}
+	if err := insertReports(ctx, j.conn, reports); err != nil {
+		return err
+	}
+	if err := insertExplanations(ctx, j.conn, reports); err != nil {
+		return err
+	}
+	return insertAccuracy(ctx, j.conn, runAt, runs)
 }
 
 func (j *Job) logReport(r Report) {
 	if !r.Flagged() {
-		j.log.Debug("drift test", "model", r.Model, "source", r.Source, "test", r.Test, "status", r.Status,
+		j.log.Debug("drift test", "scope", r.Scope.String(), "test", r.Test, "status", r.Status,
 			"p_value", r.PValue, "effect", r.Effect)
 		return
 	}
-	j.log.Warn("DRIFT FLAGGED", "model", r.Model, "source", r.Source, "test", r.Test,
+	j.log.Warn("DRIFT FLAGGED", "model", r.Model, "version", r.Version, "source", r.Source, "test", r.Test,
 		"statistic", r.Statistic, "p_value", r.PValue, "effect", r.Effect, "min_effect", r.MinEffect,
-		"n_ref", r.NRef, "n_cur", r.NCur, "detail", r.Detail)
+		"n_ref", r.NRef, "n_cur", r.NCur, "reference", r.Reference, "detail", r.Detail)
 }
 
-// windows derives the reference and current windows of a scope. The
-// reference is the first ReferenceDuration of the scope's data, whole
+// referenceFor derives the reference window of a scope and the scope whose
+// data fills it: a pinned reference if there is one, else the configured
+// mode ("first": the first ReferenceDuration of the scope's data; "rolling":
+// the ReferenceDuration just before the current window). Times are whole
 // seconds, since ts is stored at second precision.
-func (j *Job) windows(first, now time.Time) (ref, cur Window) {
-	first = first.Truncate(time.Second)
-	ref = Window{From: first, To: first.Add(j.cfg.ReferenceDuration)}
-	end := now.Truncate(time.Second)
-	cur = Window{From: end.Add(-j.cfg.Window), To: end}
-	return ref, cur
+func (j *Job) referenceFor(sc scopeStart, pin *Reference, cur Window) (Window, Scope, string) {
+	if pin != nil {
+		desc := "pinned"
+		if pin.From != pin.Scope {
+			desc = "pinned from " + pin.From.String()
+		}
+		return Window{From: pin.Window.From.Truncate(time.Second), To: pin.Window.To.Truncate(time.Second)}, pin.From, desc
+	}
+	if j.cfg.ReferenceMode == "rolling" {
+		return Window{From: cur.From.Add(-j.cfg.ReferenceDuration), To: cur.From}, sc.Scope, "rolling " + j.cfg.ReferenceDuration.String()
+	}
+	first := sc.first.Truncate(time.Second)
+	return Window{From: first, To: first.Add(j.cfg.ReferenceDuration)}, sc.Scope, "first " + j.cfg.ReferenceDuration.String()
 }
 
-func (j *Job) evaluate(ctx context.Context, sc Scope, first, now time.Time) ([]Report, error) {
-	ref, cur := j.windows(first, now)
-	base := Report{Scope: sc, RunAt: now.Truncate(time.Second), Alpha: j.cfg.Alpha, Ref: ref, Cur: cur}
-	if cur.From.Before(ref.To) {
-		base.Status = StatusInsufficient
-		base.Detail = "reference window still filling: the current window must start after it ends"
-		a, b := base, base
-		a.Test, a.MinEffect = TestClassChi2, j.cfg.MinJS
-		b.Test, b.MinEffect = TestEmbeddingMMD, j.cfg.MinMMD2
-		return []Report{a, b}, nil
+func (j *Job) evaluate(ctx context.Context, sc scopeStart, pin *Reference, runAt time.Time) (ScopeRun, error) {
+	cur := Window{From: runAt.Add(-j.cfg.Window), To: runAt}
+	ref, refScope, desc := j.referenceFor(sc, pin, cur)
+	run := ScopeRun{Scope: sc.Scope, Reference: desc}
+	base := Report{Scope: sc.Scope, RunAt: runAt, Ref: ref, Cur: cur, Reference: desc}
+	p := ParamsFromConfig(j.cfg)
+	if refScope == sc.Scope && cur.From.Before(ref.To) {
+		for _, t := range Tests {
+			r := base
+			r.Result = Result{Test: t, Status: StatusInsufficient, Alpha: p.Alpha, MinEffect: MinEffectFor(t, p), PValue: 1,
+				Detail: "reference window still filling: the current window must start after it ends"}
+			run.Reports = append(run.Reports, r)
+		}
+		run.Accuracy = EstimateAccuracy(&Sample{}, &Sample{})
+		return run, nil
 	}
-	classes, err := j.classTest(ctx, base)
+	start := time.Now()
+	embedder, err := latestEmbedder(ctx, j.conn, sc.Scope)
 	if err != nil {
-		return nil, err
+		return run, err
 	}
-	emb, err := j.embeddingTest(ctx, base)
+	refSample, err := j.readSample(ctx, refScope, ref, embedder)
 	if err != nil {
-		return nil, err
+		return run, fmt.Errorf("reference window: %w", err)
 	}
-	return []Report{classes, emb}, nil
-}
-
-func (j *Job) classTest(ctx context.Context, r Report) (Report, error) {
-	r.Test, r.MinEffect = TestClassChi2, j.cfg.MinJS
-	refCounts, err := classCounts(ctx, j.conn, r.Scope, r.Ref)
+	curSample, err := j.readSample(ctx, sc.Scope, cur, embedder)
 	if err != nil {
-		return r, err
+		return run, fmt.Errorf("current window: %w", err)
 	}
-	curCounts, err := classCounts(ctx, j.conn, r.Scope, r.Cur)
-	if err != nil {
-		return r, err
+	read := time.Since(start)
+	p.ProjectionSeed = SeedFor("projections", embedder)
+	for _, t := range Tests {
+		p.Seed = SeedFor(sc.Model, sc.Version, sc.Source, t, fmt.Sprint(runAt.Unix()))
+		r := base
+		r.Embedder = embedder
+		r.Result = EvaluateTest(t, refSample, curSample, p)
+		run.Reports = append(run.Reports, r)
 	}
-	r.NRef, r.NCur = total(refCounts), total(curCounts)
-	if r.NRef < j.cfg.MinSamples || r.NCur < j.cfg.MinSamples {
-		return insufficient(r, j.cfg.MinSamples), nil
-	}
-	chi, err := stats.ChiSquare(refCounts, curCounts)
-	if err != nil {
-		// One class on both sides: nothing moved that a chi-square can see.
-		r.Status, r.PValue, r.Detail = StatusOK, 1, err.Error()
-		return r, nil
-	}
-	js, err := stats.JensenShannonDistance(refCounts, curCounts)
-	if err != nil {
-		return r, fmt.Errorf("jensen-shannon: %w", err)
-	}
-	r.Statistic, r.PValue, r.Effect = chi.Statistic, chi.PValue, js
-	r.Detail = fmt.Sprintf("dof=%d; top class shifts: %s", chi.DOF, topShifts(refCounts, curCounts, 3))
-	r.Status = decide(r)
-	return r, nil
-}
-
-func (j *Job) embeddingTest(ctx context.Context, r Report) (Report, error) {
-	r.Test, r.MinEffect = TestEmbeddingMMD, j.cfg.MinMMD2
-	embedder, err := latestEmbedder(ctx, j.conn, r.Scope)
-	if err != nil {
-		return r, err
-	}
-	if embedder == "" {
-		r.Status, r.Detail = StatusInsufficient, "no embeddings for this scope"
-		return r, nil
-	}
-	r.Embedder = embedder
-	x, err := embeddings(ctx, j.conn, r.Scope, embedder, r.Ref, j.cfg.MaxSamples)
-	if err != nil {
-		return r, err
-	}
-	y, err := embeddings(ctx, j.conn, r.Scope, embedder, r.Cur, j.cfg.MaxSamples)
-	if err != nil {
-		return r, err
-	}
-	r.NRef, r.NCur = len(x), len(y)
-	if r.NRef < j.cfg.MinSamples || r.NCur < j.cfg.MinSamples {
-		return insufficient(r, j.cfg.MinSamples), nil
-	}
-	res, err := stats.MMDTest(x, y, j.cfg.Permutations, j.rng(r))
-	if err != nil {
-		return r, fmt.Errorf("mmd: %w", err)
-	}
-	r.Statistic, r.PValue, r.Effect = res.MMD2, res.PValue, res.MMD2
-	r.Detail = fmt.Sprintf("rbf bandwidth=%.4g (median heuristic), permutations=%d", res.Bandwidth, res.Permutations)
-	r.Status = decide(r)
-	return r, nil
-}
-
-// rng seeds the permutation test from the scope and run time, so a run can
-// be reproduced exactly from its report.
-func (j *Job) rng(r Report) *rand.Rand {
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", r.Model, r.Source, r.Test, r.RunAt.Unix())
-	return rand.New(rand.NewPCG(h.Sum64(), 0x10c0))
-}
-
-func decide(r Report) string {
-	if r.PValue < r.Alpha && r.Effect >= r.MinEffect {
-		return StatusDrift
-	}
-	return StatusOK
-}
-
-func insufficient(r Report, minSamples int) Report {
-	r.Status = StatusInsufficient
-	r.Detail = fmt.Sprintf("need at least %d samples in each window, have reference %d, current %d", minSamples, r.NRef, r.NCur)
-	return r
-}
-
-func total(m map[string]float64) int {
-	t := 0.0
-	for _, v := range m {
-		t += v
-	}
-	return int(t)
+	run.Accuracy = EstimateAccuracy(refSample, curSample)
+	j.log.Debug("drift scope evaluated", "scope", sc.Scope.String(), "read", read, "tests", time.Since(start)-read)
+	return run, nil
 }

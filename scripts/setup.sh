@@ -34,6 +34,8 @@ install_packages() {
 	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 	# The preprocessing parity test compares with Pillow + NumPy.
 	/usr/bin/python3 -c 'import PIL, numpy' 2>/dev/null || missing+=(python3-pil python3-numpy)
+	# `lookout drift test` is cross-checked against scipy.
+	/usr/bin/python3 -c 'import scipy' 2>/dev/null || missing+=(python3-scipy)
 	if [ "$WANT_PYTHON_ONNX" = 1 ]; then
 		/usr/bin/python3 -c 'import onnx' 2>/dev/null || missing+=(python3-onnx)
 	fi

@@ -280,3 +280,17 @@ func BenchmarkMMDTest300x300d384p500(b *testing.B) {
 		}
 	}
 }
+
+// The yardstick: 2,000 + 2,000 vectors of 384 dimensions, 1,000
+// permutations.
+func BenchmarkMMDTest2000x2000d384p1000(b *testing.B) {
+	rng := seeded(42)
+	x := gaussianSample(rng, 2000, 384, 0)
+	y := gaussianSample(rng, 2000, 384, 0.02)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := MMDTest(x, y, 1000, seeded(uint64(i))); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -148,6 +148,10 @@ type Drift struct {
 	// data) or "rolling" (the reference_duration just before the current
 	// window). A reference pinned with `lookout drift reference pin` wins.
 	ReferenceMode string `yaml:"reference_mode"`
+	// SequentialARL > 0 adds a CUSUM over runs per scope × test, with its
+	// threshold set so that, without drift, an alarm comes on average once
+	// every SequentialARL runs. 0 turns it off.
+	SequentialARL int `yaml:"sequential_arl"`
 }
 
 // DevKafka configures the development broker (lookout devkafka).

@@ -111,9 +111,16 @@ func (d *Drift) validate() []error {
 	if d.MinMMD2 < 0 || d.MinJS < 0 || d.MinJS > 1 {
 		errs = append(errs, errors.New("drift: min_mmd2 must be ≥ 0 and min_js within [0,1]"))
 	}
+	// A permutation p-value is at least 1/(1+B): below alpha only if B ≥ 1/alpha.
+	if d.Alpha > 0 && float64(d.Permutations)+1 <= 1/d.Alpha {
+		errs = append(errs, fmt.Errorf("drift.permutations %d: MMD can never reach p < alpha=%v; need more than %.0f", d.Permutations, d.Alpha, 1/d.Alpha-1))
+	}
 	if d.MinKS < 0 || d.MinKS > 1 || d.Projections < 1 || d.Projections > 256 || d.MMDFeatures < 0 {
 		errs = append(errs, fmt.Errorf("drift: need min_ks within [0,1] (%v), 1 ≤ projections ≤ 256 (%d), mmd_features ≥ 0 (%d)",
 			d.MinKS, d.Projections, d.MMDFeatures))
+	}
+	if d.SequentialARL < 0 || d.SequentialARL > 10000 {
+		errs = append(errs, fmt.Errorf("drift.sequential_arl %d must be within [0, 10000]", d.SequentialARL))
 	}
 	if d.ReferenceMode != "first" && d.ReferenceMode != "rolling" {
 		errs = append(errs, fmt.Errorf("drift.reference_mode %q must be first or rolling", d.ReferenceMode))
