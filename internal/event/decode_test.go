@@ -181,3 +181,19 @@ func TestScoresTiesAndRunnerUp(t *testing.T) {
 		}
 	}
 }
+
+// Found by FuzzDecodePrediction: a nested object without its required
+// fields once dereferenced a nil value.
+func TestNestedMissingFieldsAreRefusedNotPanics(t *testing.T) {
+	for _, data := range []string{
+		`{"boxes":[{}]}`,
+		`{"top_k":[{}]}`,
+		`{"boxes":[{"class":"a"}]}`,
+		`{"top_k":[{"class":"a"}]}`,
+	} {
+		_, err := DecodePrediction([]byte(data))
+		if ReasonOf(err) == "" {
+			t.Errorf("%s: err = %v, want a refusal with a reason", data, err)
+		}
+	}
+}

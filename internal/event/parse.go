@@ -100,7 +100,15 @@ func wrongType(field string, v *fastjson.Value, want string) error {
 	return invalid(ReasonWrongType, "field %q: got JSON %s, want %s", field, v.Type(), want)
 }
 
+// missing reports a nested field that is absent: Get returns nil for it.
+func missing(field string) error {
+	return invalid(ReasonMissingField, "%s is required", field)
+}
+
 func stringField(field string, v *fastjson.Value) (string, error) {
+	if v == nil {
+		return "", missing(field)
+	}
 	b, err := v.StringBytes()
 	if err != nil {
 		return "", wrongType(field, v, "string")
@@ -117,6 +125,9 @@ func internField(field string, v *fastjson.Value, in interner) (string, error) {
 }
 
 func floatField(field string, v *fastjson.Value) (float64, error) {
+	if v == nil {
+		return 0, missing(field)
+	}
 	f, err := v.Float64()
 	if err != nil {
 		return 0, wrongType(field, v, "number")

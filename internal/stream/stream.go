@@ -214,8 +214,7 @@ func (c *consumer[T]) fetch(ctx context.Context, out chan<- decoded[T]) {
 		}
 		backoff = c.opts.RetryMin
 		c.observeLag(m)
-		d := decoded[T]{msg: m}
-		d.item, d.ok, d.err = c.stage.Decode(m)
+		d := c.decode(m)
 		select {
 		case out <- d:
 		case <-ctx.Done():
@@ -223,6 +222,27 @@ func (c *consumer[T]) fetch(ctx context.Context, out chan<- decoded[T]) {
 		}
 	}
 }
+
+// decode runs the stage's decoder; a decoder that panics on some input
+// sends that message to the dead-letter topic instead of killing the
+// consumer: the service never crashes on input.
+func (c *consumer[T]) decode(m kafka.Message) (d decoded[T]) {
+	d.msg = m
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("decoder panicked; message dead-lettered", "partition", m.Partition, "offset", m.Offset, "panic", r)
+			d.ok, d.err = false, &PanicError{Value: r}
+		}
+	}()
+	d.item, d.ok, d.err = c.stage.Decode(m)
+	return d
+}
+
+// PanicError is the decode error of a message whose decoder panicked; its
+// dead-letter reason is "decoder_panic".
+type PanicError struct{ Value any }
+
+func (e *PanicError) Error() string { return fmt.Sprintf("decoder panic: %v", e.Value) }
 
 func (c *consumer[T]) observeLag(m kafka.Message) {
 	g, ok := c.lag[m.Partition]
@@ -248,6 +268,9 @@ func (c *consumer[T]) drain(parent context.Context, b *batch[T]) bool {
 }
 
 func (c *consumer[T]) reason(err error) string {
+	if _, ok := err.(*PanicError); ok {
+		return "decoder_panic"
+	}
 	if c.stage.Reason != nil {
 		if r := c.stage.Reason(err); r != "" {
 			return r
