@@ -19,6 +19,7 @@ Runtime >= 1.12 runs it.
 Usage (Debian's python3-onnx and python3-numpy; run with /usr/bin/python3):
   scripts/gen_model.py                      # tiny D=32 model -> models/dinov2-tiny-random.onnx
   scripts/gen_model.py --preset vits14      # ViT-S/14 shape (~87 MB) -> .lookout/models/ (never commit)
+  scripts/gen_model.py --preset vits14 --int8 --out .lookout/models/dinov2-vits14-random-int8.onnx
   scripts/gen_model.py --dim 8 --mlp 16 --input-name input --out drift/embed/testdata/wrong-input.onnx
 
 Output is deterministic for a given seed and flags (same bytes every run).
@@ -46,8 +47,9 @@ PRESETS = {
 class Graph:
     """Collects nodes and initializers, handing out unique tensor names."""
 
-    def __init__(self, rng):
+    def __init__(self, rng, int8=False):
         self.rng = rng
+        self.int8 = int8
         self.nodes = []
         self.inits = []
         self.count = 0
@@ -79,9 +81,28 @@ def layer_norm(g, x, dim):
 def linear(g, x, d_in, d_out):
     # Xavier-like 1/sqrt(fan_in) keeps activations O(1) through random blocks,
     # which ViT's 0.02 init only achieves together with trained weights.
-    w = g.weight("w", (d_in, d_out), 1.0 / math.sqrt(d_in))
+    w = (g.rng.standard_normal((d_in, d_out)) * (1.0 / math.sqrt(d_in))).astype(np.float32)
+    if g.int8:
+        b = g.weight("b", (d_out,), 0.02)
+        return g.op("Add", [int8_matmul(g, x, w), b])
+    w_name = g.const("w", w)  # names allocated in the original order: same bytes as before --int8 existed
     b = g.weight("b", (d_out,), 0.02)
-    return g.op("Add", [g.op("MatMul", [x, w]), b])
+    return g.op("Add", [g.op("MatMul", [x, w_name]), b])
+
+
+def int8_matmul(g, x, w):
+    """x @ w with w quantized to int8 per output column (symmetric) and x
+    quantized dynamically per tensor to uint8, the way ONNX Runtime's dynamic
+    quantization rewrites a MatMul: DynamicQuantizeLinear -> MatMulInteger
+    -> Cast -> scale. The same random draws as the float model, so the two
+    files embed the same function up to quantization error."""
+    scale = np.maximum(np.abs(w).max(axis=0), 1e-12) / 127.0
+    wq = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+    xq, xs, xzp = g.name("xq"), g.name("xs"), g.name("xzp")
+    g.nodes.append(helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xzp], name=g.name("dql")))
+    acc = g.op("MatMulInteger", [xq, g.const("wq", wq), xzp])
+    y = g.op("Cast", [acc], to=TensorProto.FLOAT)
+    return g.op("Mul", [g.op("Mul", [y, xs]), g.const("wscale", scale.astype(np.float32))])
 
 
 def gelu(g, x):
@@ -141,7 +162,7 @@ def embeddings(g, pixels, dim):
 
 
 def build(args):
-    g = Graph(np.random.default_rng(args.seed))
+    g = Graph(np.random.default_rng(args.seed), args.int8)
     x = embeddings(g, args.input_name, args.dim)
     for _ in range(args.depth):
         x = block(g, x, args.dim, args.heads, args.mlp)
@@ -176,6 +197,9 @@ def parse():
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--input-name", default="pixel_values",
                    help="name of the image input; anything else breaks the contract (test fixture)")
+    p.add_argument("--int8", action="store_true",
+                   help="int8 weights (per-column) with dynamic uint8 activations in every linear layer; "
+                        "same random weights as without the flag")
     p.add_argument("--out", help="output path (default depends on the preset)")
     args = p.parse_args()
     dim, depth, heads, mlp, out = PRESETS[args.preset]

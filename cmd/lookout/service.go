@@ -69,20 +69,14 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger) (*serv
 		}
 	}
 	if cfg.Embed.Enabled {
-		s.model, err = embed.Open(embed.ModelConfig{
-			Path: cfg.Embed.ModelPath, ORTLibrary: cfg.Embed.ORTLibrary, IntraOpThreads: cfg.Embed.IntraOpThreads,
-		})
+		s.model, err = embed.Open(embed.ModelOptions(cfg.Embed))
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("embedding model: %w", err)
 		}
 		s.closers = append(s.closers, s.model.Close)
-		e := cfg.Embed
-		s.embed = embed.NewStage(s.model, embed.FileFetcher{Root: e.ImageRoot, MaxBytes: e.MaxImageBytes}, conn,
-			embed.StageOptions{
-				SampleRate: e.SampleRate, Workers: e.Workers, InferBatch: 8,
-				Preprocess: embed.DefaultPreprocess(), Limits: embed.Limits{MaxBytes: e.MaxImageBytes},
-			}, embed.NewStageMetrics(s.reg))
+		s.embed = embed.NewStage(s.model, embed.NewFetchers(cfg.Embed), conn, embed.Options(cfg.Embed),
+			embed.NewStageMetrics(s.reg))
 		if err := s.embed.Check(); err != nil {
 			s.close()
 			return nil, fmt.Errorf("embedding model %s: %w", cfg.Embed.ModelPath, err)

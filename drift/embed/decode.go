@@ -78,7 +78,9 @@ var codecs = []codec{
 // Decode decodes a JPEG, PNG or WebP image. It reads the header first and
 // refuses images whose declared dimensions exceed lim before allocating
 // anything for the pixels, so a small file claiming 100000x100000 pixels (a
-// decompression bomb) costs nothing. Errors wrap ErrTooLarge,
+// decompression bomb) costs nothing. A JPEG's EXIF orientation is applied,
+// so the result is upright as PIL's exif_transpose would make it; CMYK JPEGs
+// decode to *image.CMYK, which Preprocess converts as PIL does. Errors wrap ErrTooLarge,
 // ErrUnsupportedFormat or ErrCorrupt.
 func Decode(data []byte, lim Limits) (image.Image, error) {
 	lim = lim.withDefaults()
@@ -108,6 +110,9 @@ func Decode(data []byte, lim Limits) (image.Image, error) {
 		// its own header must not slip past them.
 		return nil, fmt.Errorf("decode %s: header says %dx%d, pixels are %dx%d: %w",
 			c.name, cfg.Width, cfg.Height, b.Dx(), b.Dy(), ErrCorrupt)
+	}
+	if c.name == "jpeg" {
+		img = orient(img, jpegOrientation(data))
 	}
 	return img, nil
 }
@@ -147,7 +152,8 @@ func safely[T any](f func() (T, error)) (v T, err error) {
 
 // Reason maps an error from Decode, FileFetcher.Fetch or Model.Embed to a
 // short, bounded label for metrics ("too_large", "unsupported_format",
-// "corrupt", "forbidden", "not_found", "canceled", "other"; "" for nil).
+// "corrupt", "forbidden", "not_found", "canceled", "fetch_failed", "other";
+// "" for nil).
 func Reason(err error) string {
 	switch {
 	case err == nil:
@@ -164,6 +170,8 @@ func Reason(err error) string {
 		return "not_found"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return "canceled"
+	case errors.Is(err, ErrFetch):
+		return "fetch_failed"
 	}
 	return "other"
 }

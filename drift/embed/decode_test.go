@@ -116,6 +116,7 @@ func TestDecodeClassifiesBadInput(t *testing.T) {
 		{"empty", nil, ErrCorrupt},
 		{"jpeg magic then junk", append([]byte{0xff, 0xd8, 0xff, 0xe0}, bytes.Repeat([]byte{0x42}, 200)...), ErrCorrupt},
 		{"truncated png", good[:len(good)/2], ErrCorrupt},
+		{"truncated jpeg", encodeJPEG(t, scene(64, 64, 1), 90)[:300], ErrCorrupt},
 		{"png header only", pngHeader(10, 10), ErrCorrupt},
 		{"zero width png", pngHeader(0, 10), ErrCorrupt},
 		{"riff but junk", append(webpVP8X(10, 10)[:12], "VP8 junk"...), ErrCorrupt},

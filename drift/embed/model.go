@@ -1,9 +1,14 @@
 // Package embed embeds images with a DINOv2-contract ONNX model.
 //
-// The pipeline for one sampled prediction is FileFetcher.Fetch (bytes from a
-// file:// URI under a root), Decode (JPEG/PNG/WebP with size limits),
-// Preprocess (the Hugging Face DINOv2 processor, bit-exact with PIL) and
-// Model.Embed (ONNX Runtime, L2-normalised pooler_output rows).
+// The pipeline for one prediction is Sampler.Decide (hash of event_id, a
+// per-source floor, an uncertainty boost and a rate limit, with the sample
+// weight 1/p), Fetcher.Fetch (file:// below a root, or http(s) to
+// allow-listed public hosts), Decode (JPEG/PNG/WebP with header limits, EXIF
+// orientation, CMYK), Preprocess (the Hugging Face DINOv2 processor,
+// bit-exact with PIL) and Model.Embed (ONNX Runtime, L2-normalised
+// pooler_output rows). Stage runs it for the service with image work
+// overlapped with inference; Backfill runs it over stored predictions, and
+// Bench measures it against raw ONNX Runtime.
 //
 // Any ONNX file with the Hugging Face DINOv2 export contract works: input
 // "pixel_values" float32 [B,3,224,224], outputs "last_hidden_state"
@@ -60,6 +65,16 @@ type ModelConfig struct {
 	// IntraOpThreads caps ONNX Runtime's threads per Run; 0 means ORT's
 	// default (one per core).
 	IntraOpThreads int
+	// InputSize is the image side to feed a model whose export leaves height
+	// and width symbolic (optimum's DINOv2 export interpolates its position
+	// embeddings, so e.g. 518 works); 0 means 224. A model with a fixed
+	// input size must be given 0 or exactly that size.
+	InputSize int
+	// AllowSpinning lets ORT's idle intra-op threads busy-wait for work.
+	// Off by default: spinning threads steal the cores the image workers
+	// (and other processes) need, which costs more than the wake-up latency
+	// it saves.
+	AllowSpinning bool
 }
 
 // Model is a loaded DINOv2-contract model. Its methods are safe for
@@ -116,8 +131,12 @@ func Open(cfg ModelConfig) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
-	m := &Model{dim: c.dim, size: c.size, id: modelID(cfg.Path, data)}
-	if m.sess, err = newSession(data, cfg.IntraOpThreads); err != nil {
+	size, err := pickSize(c.size, cfg.InputSize)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", name, err)
+	}
+	m := &Model{dim: c.dim, size: size, id: modelID(cfg.Path, data)}
+	if m.sess, err = newSession(data, cfg.IntraOpThreads, cfg.AllowSpinning); err != nil {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
 	if err := m.probe(); err != nil {
@@ -125,6 +144,22 @@ func Open(cfg ModelConfig) (*Model, error) {
 		return nil, fmt.Errorf("model %s: %w", name, err)
 	}
 	return m, nil
+}
+
+// pickSize reconciles the model's declared input side (0 when symbolic)
+// with the configured one (0 when unset).
+func pickSize(declared, configured int) (int, error) {
+	switch {
+	case declared > 0 && configured > 0 && declared != configured:
+		return 0, fmt.Errorf("takes %dx%d images, the configuration crops to %d", declared, declared, configured)
+	case declared > 0:
+		return declared, nil
+	case configured == 0:
+		return defaultSize, nil
+	case configured%patchSize != 0:
+		return 0, fmt.Errorf("input size %d is not a multiple of the %d px patch", configured, patchSize)
+	}
+	return configured, nil
 }
 
 // modelID is "<base name>@<12 hex of sha256>": readable in dashboards, and
@@ -135,7 +170,7 @@ func modelID(path string, data []byte) string {
 	return base + "@" + hex.EncodeToString(sum[:])[:12]
 }
 
-func newSession(data []byte, threads int) (*ort.DynamicAdvancedSession, error) {
+func newSession(data []byte, threads int, spin bool) (*ort.DynamicAdvancedSession, error) {
 	opts, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
@@ -143,6 +178,11 @@ func newSession(data []byte, threads int) (*ort.DynamicAdvancedSession, error) {
 	defer opts.Destroy()
 	if threads > 0 {
 		if err := opts.SetIntraOpNumThreads(threads); err != nil {
+			return nil, err
+		}
+	}
+	if !spin {
+		if err := opts.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
 			return nil, err
 		}
 	}
@@ -228,15 +268,15 @@ func names(list []ort.InputOutputInfo) string {
 	return strings.Join(q, ", ")
 }
 
-// inputSize reads H=W from [B,3,H,W]; symbolic H and W (optimum's export)
-// mean the standard 224.
+// inputSize reads H=W from [B,3,H,W]; 0 when both are symbolic (optimum's
+// export), in which case ModelConfig.InputSize decides.
 func inputSize(d ort.Shape) (int, error) {
 	if d[1] > 0 && d[1] != 3 {
 		return 0, fmt.Errorf("input %q has %d channels, want 3 (shape %v)", inputName, d[1], d)
 	}
 	switch {
 	case d[2] <= 0 && d[3] <= 0:
-		return defaultSize, nil
+		return 0, nil // symbolic: chosen by ModelConfig.InputSize
 	case d[2] > 0 && d[2] == d[3]:
 		return int(d[2]), nil
 	}
@@ -246,7 +286,7 @@ func inputSize(d ort.Shape) (int, error) {
 // outputDim reads D from pooler_output [B,D] and last_hidden_state [B,T,D],
 // and checks T = 1 + (S/14)^2 when declared.
 func outputDim(pooler, hidden ort.Shape, size int) (int, error) {
-	if want := 1 + (size/patchSize)*(size/patchSize); hidden[1] > 0 && int(hidden[1]) != want {
+	if want := 1 + (size/patchSize)*(size/patchSize); size > 0 && hidden[1] > 0 && int(hidden[1]) != want {
 		return 0, fmt.Errorf("output %q has %d tokens, want %d (CLS + %dx%d patches of %d px)",
 			hiddenName, hidden[1], want, size/patchSize, size/patchSize, patchSize)
 	}

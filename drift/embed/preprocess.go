@@ -385,6 +385,8 @@ func rowReader(img image.Image) rowFunc {
 		return grayRows(m)
 	case *image.Paletted:
 		return palettedRows(m)
+	case *image.CMYK:
+		return cmykRows(m)
 	}
 	return genericRows(img)
 }

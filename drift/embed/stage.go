@@ -3,56 +3,77 @@ package embed
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
-	"math"
 	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/lookout-dev/lookout/internal/event"
 	"github.com/lookout-dev/lookout/internal/stream"
 )
 
+// Fetcher returns the encoded bytes of the image named by uri. FileFetcher,
+// HTTPFetcher and Fetchers implement it.
+type Fetcher interface {
+	Fetch(ctx context.Context, uri string) ([]byte, error)
+}
+
 // StageOptions configure the embedding stage.
 type StageOptions struct {
-	// SampleRate is the share of events embedded, chosen by a hash of the
-	// event_id so every instance and every replay picks the same events.
-	SampleRate float64
-	// Workers fetch, decode and preprocess images in parallel.
+	// Sampling decides which events are embedded and with what weight. The
+	// zero value embeds every event (rate 1).
+	Sampling SamplingConfig
+	// Workers fetch, decode and preprocess images in parallel, overlapped
+	// with inference.
 	Workers int
-	// InferBatch is how many images go to the model per run.
+	// Inferers is the number of concurrent Run calls on the shared ONNX
+	// Runtime session (each using IntraOpThreads threads); 1 by default.
+	Inferers int
+	// InferBatch is how many images go to the model per run; 1 by default,
+	// since on a few cores batching adds latency and memory but no speed.
 	InferBatch int
 	Preprocess PreprocessConfig
 	Limits     Limits
 }
 
-// Stage embeds the sampled predictions' images and stores the vectors.
+// Item is a prediction chosen for embedding, with its sampling weight.
+type Item struct {
+	event.Prediction
+	// Weight is 1 / the probability that the event was sampled, so a
+	// weighted statistic over the sample estimates the whole stream
+	// (Horvitz–Thompson). 0 is read as 1.
+	Weight float64
+}
+
+// Stage embeds the sampled predictions' images and stores the vectors. Per
+// batch it runs a pipeline: Workers goroutines fetch, decode and preprocess
+// images into a bounded channel while Inferers goroutines run the model on
+// what is ready, so the model never waits for image work it could overlap.
 type Stage struct {
 	model   *Model
-	fetch   FileFetcher
+	fetch   Fetcher
 	conn    driver.Conn
 	opts    StageOptions
 	metrics *StageMetrics
+	sampler *Sampler
+	stats   stats
+	pixels  sync.Pool // *[]float32 of one preprocessed image
 }
 
 // NewStage returns the embedding stage. m may be nil for no metrics.
-func NewStage(model *Model, fetch FileFetcher, conn driver.Conn, opts StageOptions, m *StageMetrics) *Stage {
-	if opts.Workers < 1 {
-		opts.Workers = 1
-	}
-	if opts.InferBatch < 1 {
-		opts.InferBatch = 8
-	}
+func NewStage(model *Model, fetch Fetcher, conn driver.Conn, opts StageOptions, m *StageMetrics) *Stage {
+	opts.Workers = max(opts.Workers, 1)
+	opts.Inferers = max(opts.Inferers, 1)
+	opts.InferBatch = max(opts.InferBatch, 1)
 	if m == nil {
 		m = NewStageMetrics(nil)
 	}
 	if opts.Preprocess == (PreprocessConfig{}) {
 		opts.Preprocess = DefaultPreprocess()
 	}
-	return &Stage{model: model, fetch: fetch, conn: conn, opts: opts, metrics: m}
+	return &Stage{model: model, fetch: fetch, conn: conn, opts: opts, metrics: m,
+		sampler: NewSampler(opts.Sampling, m)}
 }
 
 // Check reports a preprocessing that does not fit the model, so the service
@@ -64,188 +85,231 @@ func (s *Stage) Check() error {
 	if s.opts.Preprocess.Crop != s.model.InputSize() {
 		return fmt.Errorf("preprocess crop %d does not match the model input size %d", s.opts.Preprocess.Crop, s.model.InputSize())
 	}
-	return nil
+	return s.opts.Sampling.Validate()
 }
 
-// Sampled reports whether the event with this id is in the sample at rate.
-func Sampled(eventID string, rate float64) bool {
-	if rate >= 1 {
-		return true
-	}
-	h := fnv.New64a()
-	h.Write([]byte(eventID))
-	return float64(h.Sum64())/math.MaxUint64 < rate
-}
+// Model returns the stage's model.
+func (s *Stage) Model() *Model { return s.model }
 
 // Stream returns the stage for a stream consumer of the predictions topic.
 // Unsampled and invalid events are skipped: the ingest stage owns the
 // dead-letter topic, so this stage only has to ignore them.
-func (s *Stage) Stream() stream.Stage[event.Prediction] {
-	return stream.Stage[event.Prediction]{
+func (s *Stage) Stream() stream.Stage[Item] {
+	return stream.Stage[Item]{
 		Name: "embed",
-		Decode: func(msg kafka.Message) (event.Prediction, bool, error) {
-			// The key is the event_id by contract: decide before parsing JSON.
-			if len(msg.Key) > 0 && !Sampled(string(msg.Key), s.opts.SampleRate) {
-				return event.Prediction{}, false, nil
+		Decode: func(msg kafka.Message) (Item, bool, error) {
+			if s.sampler.Skip(msg.Key) {
+				return Item{}, false, nil
 			}
 			p, err := event.DecodePrediction(msg.Value)
-			if err != nil || !Sampled(p.EventID, s.opts.SampleRate) {
-				return event.Prediction{}, false, nil
+			if err != nil {
+				s.metrics.decisions.WithLabelValues("invalid").Inc()
+				return Item{}, false, nil
 			}
-			return p, true, nil
+			w, ok := s.sampler.Decide(&p, time.Now())
+			if !ok {
+				return Item{}, false, nil
+			}
+			return Item{Prediction: p, Weight: w}, true, nil
 		},
 		Store: s.Store,
 	}
 }
 
-// prepared is one image ready for the model.
-type prepared struct {
-	p      *event.Prediction
-	pixels []float32
-}
-
 // Store embeds the images of items and inserts the vectors. Images that cannot
 // be fetched or decoded are skipped and counted by reason; only a failure to
 // run the model or to insert makes the batch fail (and be retried).
-func (s *Stage) Store(ctx context.Context, items []event.Prediction) error {
-	ready := s.prepare(ctx, items)
-	if err := ctx.Err(); err != nil {
+func (s *Stage) Store(ctx context.Context, items []Item) error {
+	vecs, err := s.Embed(ctx, items)
+	if err != nil {
 		return err
 	}
-	vectors := make([][]float32, 0, len(ready))
-	for start := 0; start < len(ready); start += s.opts.InferBatch {
-		chunk := ready[start:min(start+s.opts.InferBatch, len(ready))]
-		vs, err := s.infer(ctx, chunk)
-		if err != nil {
-			return err
-		}
-		vectors = append(vectors, vs...)
-	}
-	if err := s.insert(ctx, ready, vectors); err != nil {
+	start := time.Now()
+	n, err := s.insert(ctx, items, vecs)
+	if err != nil {
 		return err
 	}
-	s.metrics.images.WithLabelValues("embedded").Add(float64(len(ready)))
+	s.stats.add(&s.stats.insert, start, n)
+	s.metrics.images.WithLabelValues("embedded").Add(float64(n))
 	return nil
 }
 
-func (s *Stage) prepare(ctx context.Context, items []event.Prediction) []prepared {
-	out := make([]prepared, len(items))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(s.opts.Workers, len(items)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i] = s.prepareOne(ctx, &items[i])
-			}
-		}()
-	}
-	for i := range items {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	kept := out[:0]
-	for _, p := range out {
-		if p.pixels != nil {
-			kept = append(kept, p)
-		}
-	}
-	return kept
+// prepared is one image ready for the model.
+type prepared struct {
+	idx    int
+	pixels *[]float32
 }
 
-func (s *Stage) prepareOne(ctx context.Context, p *event.Prediction) prepared {
-	start := time.Now()
-	data, err := s.fetch.Fetch(ctx, p.ImageURI)
+// Embed returns the L2-normalised embedding of each item's image, nil for
+// images that could not be fetched or decoded (counted by reason). It fails
+// only if the model fails or ctx ends.
+func (s *Stage) Embed(ctx context.Context, items []Item) ([][]float32, error) {
+	vecs := make([][]float32, len(items))
+	if len(items) == 0 {
+		return vecs, nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	// Bounded: at most this many preprocessed images (600 KB each at 224)
+	// wait for the model, enough that it never starves.
+	ready := make(chan prepared, s.opts.Workers+s.opts.Inferers*s.opts.InferBatch)
+	jobs := make(chan int)
+	var producers, inferers sync.WaitGroup
+	producers.Go(func() {
+		defer close(jobs)
+		for i := range items {
+			select {
+			case jobs <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for range min(s.opts.Workers, len(items)) {
+		producers.Go(func() { s.prepareLoop(ctx, items, jobs, ready) })
+	}
+	for range s.opts.Inferers {
+		inferers.Go(func() {
+			if err := s.inferLoop(ctx, ready, vecs); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	producers.Wait()
+	close(ready)
+	inferers.Wait()
+	if err := context.Cause(ctx); err != nil {
+		return nil, err
+	}
+	return vecs, nil
+}
+
+func (s *Stage) prepareLoop(ctx context.Context, items []Item, jobs <-chan int, ready chan<- prepared) {
+	for i := range jobs {
+		px, ok := s.prepareOne(ctx, &items[i])
+		if !ok {
+			continue
+		}
+		select {
+		case ready <- prepared{idx: i, pixels: px}:
+		case <-ctx.Done():
+			s.pixels.Put(px)
+			return
+		}
+	}
+}
+
+// prepareOne fetches, decodes and preprocesses one image, timing each step.
+func (s *Stage) prepareOne(ctx context.Context, it *Item) (*[]float32, bool) {
+	t0 := time.Now()
+	data, err := s.fetch.Fetch(ctx, it.ImageURI)
+	t1 := time.Now()
+	s.stats.add(&s.stats.fetch, t0, 1)
 	if err == nil {
 		img, derr := Decode(data, s.opts.Limits)
+		t2 := time.Now()
+		s.stats.add(&s.stats.decode, t1, 1)
 		if err = derr; err == nil {
-			px := Preprocess(img, s.opts.Preprocess, nil)
-			s.metrics.prepSeconds.Observe(time.Since(start).Seconds())
-			return prepared{p: p, pixels: px}
+			px := s.buffer()
+			*px = Preprocess(img, s.opts.Preprocess, *px)
+			s.stats.add(&s.stats.preprocess, t2, 1)
+			s.metrics.prepSeconds.Observe(time.Since(t0).Seconds())
+			return px, true
 		}
 	}
 	if ctx.Err() == nil {
 		s.metrics.images.WithLabelValues("skipped").Inc()
 		s.metrics.failures.WithLabelValues(Reason(err)).Inc()
 	}
-	return prepared{}
+	return nil, false
 }
 
-func (s *Stage) infer(ctx context.Context, chunk []prepared) ([][]float32, error) {
-	size := len(chunk[0].pixels)
-	pixels := make([]float32, 0, size*len(chunk))
-	for _, c := range chunk {
-		pixels = append(pixels, c.pixels...)
+func (s *Stage) buffer() *[]float32 {
+	if p, ok := s.pixels.Get().(*[]float32); ok {
+		return p
 	}
-	start := time.Now()
-	vs, err := s.model.Embed(ctx, pixels, len(chunk))
-	if err != nil {
-		return nil, fmt.Errorf("embed %d images: %w", len(chunk), err)
-	}
-	s.metrics.inferSeconds.Observe(time.Since(start).Seconds() / float64(len(chunk)))
-	return vs, nil
+	px := make([]float32, 0, 3*s.opts.Preprocess.Crop*s.opts.Preprocess.Crop)
+	return &px
 }
 
-func (s *Stage) insert(ctx context.Context, ready []prepared, vectors [][]float32) error {
-	if len(ready) == 0 {
-		return nil
+// inferLoop runs the model on chunks of up to InferBatch ready images until
+// ready is closed.
+func (s *Stage) inferLoop(ctx context.Context, ready <-chan prepared, vecs [][]float32) error {
+	chunk := make([]prepared, 0, s.opts.InferBatch)
+	var batch []float32 // reused contiguous input when InferBatch > 1
+	for {
+		chunk = chunk[:0]
+		for len(chunk) < s.opts.InferBatch {
+			p, ok := <-ready
+			if !ok {
+				break
+			}
+			chunk = append(chunk, p)
+		}
+		if len(chunk) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		var pixels []float32
+		if len(chunk) == 1 {
+			pixels = *chunk[0].pixels
+		} else {
+			batch = batch[:0]
+			for _, c := range chunk {
+				batch = append(batch, *c.pixels...)
+			}
+			pixels = batch
+		}
+		start := time.Now()
+		vs, err := s.model.Embed(ctx, pixels, len(chunk))
+		if err != nil {
+			return fmt.Errorf("embed %d images: %w", len(chunk), err)
+		}
+		s.stats.add(&s.stats.infer, start, len(chunk))
+		s.metrics.inferSeconds.Observe(time.Since(start).Seconds() / float64(len(chunk)))
+		for j, c := range chunk {
+			vecs[c.idx] = vs[j]
+			s.pixels.Put(c.pixels)
+		}
+	}
+}
+
+func (s *Stage) insert(ctx context.Context, items []Item, vecs [][]float32) (int, error) {
+	n := 0
+	for _, v := range vecs {
+		if v != nil {
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, nil
 	}
 	batch, err := s.conn.PrepareBatch(ctx, "INSERT INTO embeddings")
 	if err != nil {
-		return fmt.Errorf("prepare insert of %d embeddings: %w", len(ready), err)
+		return 0, fmt.Errorf("prepare insert of %d embeddings: %w", n, err)
 	}
 	now := time.Now().UTC()
-	weight := float32(1 / max(s.opts.SampleRate, 1e-9))
 	id := s.model.ID()
-	for i, r := range ready {
-		p := r.p
+	for i := range items {
+		if vecs[i] == nil {
+			continue
+		}
+		p := &items[i]
 		sc := p.Scores()
+		w := p.Weight
+		if w <= 0 {
+			w = 1
+		}
 		if err := batch.Append(p.EventID, p.TS.UTC(), uint64(p.TS.UnixMilli()), p.Model, p.ModelVersion, p.Source,
-			p.PredictedClass, float32(sc.Confidence), id, weight, vectors[i], now); err != nil {
+			p.PredictedClass, float32(sc.Confidence), id, float32(w), vecs[i], now); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("append embedding %q: %w", p.EventID, err)
+			return 0, fmt.Errorf("append embedding %q: %w", p.EventID, err)
 		}
 	}
 	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert batch of %d embeddings: %w", len(ready), err)
+		return 0, fmt.Errorf("insert batch of %d embeddings: %w", n, err)
 	}
-	return nil
-}
-
-// StageMetrics measure the embedding stage.
-type StageMetrics struct {
-	images       *prometheus.CounterVec
-	failures     *prometheus.CounterVec
-	prepSeconds  prometheus.Histogram
-	inferSeconds prometheus.Histogram
-}
-
-// NewStageMetrics registers the embedding metrics with reg (nil for none).
-func NewStageMetrics(reg prometheus.Registerer) *StageMetrics {
-	m := &StageMetrics{
-		images: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lookout_embed_images_total",
-			Help: "Sampled images by outcome (embedded, skipped).",
-		}, []string{"outcome"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lookout_embed_image_failures_total",
-			Help: "Images skipped, by reason (not_found, forbidden, corrupt, too_large, unsupported_format, other).",
-		}, []string{"reason"}),
-		prepSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "lookout_embed_preprocess_duration_seconds",
-			Help:    "Fetch, decode and preprocess time per image.",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
-		inferSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "lookout_embed_inference_duration_seconds",
-			Help:    "Model time per image (batch time divided by batch size).",
-			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
-		}),
-	}
-	if reg != nil {
-		reg.MustRegister(m.images, m.failures, m.prepSeconds, m.inferSeconds)
-	}
-	return m
+	return n, nil
 }

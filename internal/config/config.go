@@ -106,16 +106,44 @@ type Ingest struct {
 
 // Embed configures image sampling and the embedding model.
 type Embed struct {
-	Enabled        bool          `yaml:"enabled"`
-	ModelPath      string        `yaml:"model_path"`
-	ORTLibrary     string        `yaml:"ort_library"`
-	IntraOpThreads int           `yaml:"intra_op_threads"`
-	ImageRoot      string        `yaml:"image_root"`
-	SampleRate     float64       `yaml:"sample_rate"`
-	Workers        int           `yaml:"workers"`
-	BatchSize      int           `yaml:"batch_size"`
-	FlushInterval  time.Duration `yaml:"flush_interval"`
-	MaxImageBytes  int64         `yaml:"max_image_bytes"`
+	Enabled    bool   `yaml:"enabled"`
+	ModelPath  string `yaml:"model_path"`
+	ORTLibrary string `yaml:"ort_library"`
+	// IntraOpThreads is ONNX Runtime's thread count per run; Inferers runs
+	// that many model calls at once on the one session; InferBatch images
+	// go to each call.
+	IntraOpThreads int    `yaml:"intra_op_threads"`
+	Inferers       int    `yaml:"inferers"`
+	InferBatch     int    `yaml:"infer_batch"`
+	ImageRoot      string `yaml:"image_root"`
+	// SampleRate is the base share of events embedded (hash of event_id).
+	SampleRate float64 `yaml:"sample_rate"`
+	// SampleFloor is the number of embeddings every model × source should
+	// get per SampleWindow, raising its rate when its volume is low (0: off).
+	SampleFloor  int           `yaml:"sample_floor"`
+	SampleWindow time.Duration `yaml:"sample_window"`
+	// Events with confidence below UncertainBelow are sampled
+	// UncertaintyBoost times more often (1: off); weights stay unbiased.
+	UncertainBelow   float64 `yaml:"uncertain_below"`
+	UncertaintyBoost float64 `yaml:"uncertainty_boost"`
+	// MaxPerSecond is a hard cap on sampled images per second (0: none),
+	// with a token bucket of depth Burst.
+	MaxPerSecond  float64       `yaml:"max_per_second"`
+	Burst         int           `yaml:"burst"`
+	Workers       int           `yaml:"workers"`
+	BatchSize     int           `yaml:"batch_size"`
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	MaxImageBytes int64         `yaml:"max_image_bytes"`
+	// ResizeShortest and Crop set the preprocessing (256/224 for
+	// dinov2 at 224; e.g. 586/518 at 518); Crop must equal the model's input.
+	ResizeShortest int `yaml:"resize_shortest"`
+	Crop           int `yaml:"crop"`
+	// HTTPAllowHosts lists the hosts (host or host:port) http(s) image URIs
+	// may name; empty refuses every http(s) URI.
+	HTTPAllowHosts []string `yaml:"http_allow_hosts"`
+	// HTTPAllowPrivate permits loopback, private and link-local addresses.
+	HTTPAllowPrivate bool          `yaml:"http_allow_private"`
+	FetchTimeout     time.Duration `yaml:"fetch_timeout"`
 }
 
 // Drift configures the periodic drift job.
@@ -200,16 +228,25 @@ func Default() Config {
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
 		Ingest: Ingest{BatchSize: 10000, FlushInterval: 500 * time.Millisecond, Limits: event.DefaultLimits()},
 		Embed: Embed{
-			Enabled:        true,
-			ModelPath:      "models/dinov2-tiny-random.onnx",
-			ORTLibrary:     ".lookout/ort/libonnxruntime.so.1",
-			IntraOpThreads: 1,
-			ImageRoot:      ".lookout/images",
-			SampleRate:     0.25,
-			Workers:        2,
-			BatchSize:      256,
-			FlushInterval:  time.Second,
-			MaxImageBytes:  20 << 20,
+			Enabled:          true,
+			ModelPath:        "models/dinov2-tiny-random.onnx",
+			ORTLibrary:       ".lookout/ort/libonnxruntime.so.1",
+			IntraOpThreads:   1,
+			Inferers:         1,
+			InferBatch:       1,
+			ImageRoot:        ".lookout/images",
+			SampleRate:       0.25,
+			SampleFloor:      20,
+			SampleWindow:     time.Minute,
+			UncertainBelow:   0.5,
+			UncertaintyBoost: 1,
+			Workers:          2,
+			BatchSize:        256,
+			FlushInterval:    time.Second,
+			MaxImageBytes:    20 << 20,
+			ResizeShortest:   256,
+			Crop:             224,
+			FetchTimeout:     10 * time.Second,
 		},
 		Drift: Drift{
 			Enabled:           true,

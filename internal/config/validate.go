@@ -86,6 +86,29 @@ func (e *Embed) validate() []error {
 	if e.Workers < 1 || e.BatchSize < 1 || e.IntraOpThreads < 1 || e.FlushInterval <= 0 || e.MaxImageBytes < 1 {
 		errs = append(errs, errors.New("embed: workers, batch_size, intra_op_threads, max_image_bytes must be ≥ 1 and flush_interval > 0"))
 	}
+	if e.Inferers < 1 || e.InferBatch < 1 {
+		errs = append(errs, errors.New("embed: inferers and infer_batch must be ≥ 1"))
+	}
+	if e.SampleFloor < 0 || e.SampleWindow < 0 || (e.SampleFloor > 0 && e.SampleWindow == 0) {
+		errs = append(errs, errors.New("embed: sample_floor must be ≥ 0, with sample_window > 0 when set"))
+	}
+	if e.UncertaintyBoost < 1 || e.UncertainBelow < 0 || e.UncertainBelow > 1 {
+		errs = append(errs, errors.New("embed: uncertainty_boost must be ≥ 1 and uncertain_below within [0,1]"))
+	}
+	if e.MaxPerSecond < 0 || e.Burst < 0 {
+		errs = append(errs, errors.New("embed: max_per_second and burst must be ≥ 0"))
+	}
+	if e.Crop < 1 || e.ResizeShortest < e.Crop || e.ResizeShortest > 8192 {
+		errs = append(errs, fmt.Errorf("embed: need 1 ≤ crop (%d) ≤ resize_shortest (%d) ≤ 8192", e.Crop, e.ResizeShortest))
+	}
+	if e.FetchTimeout <= 0 {
+		errs = append(errs, errors.New("embed.fetch_timeout must be > 0"))
+	}
+	for _, h := range e.HTTPAllowHosts {
+		if h == "" || strings.ContainsAny(h, "/@ ") {
+			errs = append(errs, fmt.Errorf("embed.http_allow_hosts: %q is not a host or host:port", h))
+		}
+	}
 	return errs
 }
 

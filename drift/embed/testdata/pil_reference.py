@@ -3,7 +3,7 @@
 
 Re-implements what transformers' BitImageProcessor (facebook/dinov2-*) does on a
 PIL image, step by step, without needing transformers installed:
-convert("RGB") -> resize shortest edge with Image.BICUBIC (size rule of
+exif_transpose -> convert("RGB") -> resize shortest edge with Image.BICUBIC (size rule of
 get_resize_output_image_size, default_to_square=False) -> center_crop (with its
 zero padding when the crop is larger) -> float64 * (1/255) cast to float32 ->
 (x - mean) / std in float32 -> CHW.
@@ -16,7 +16,7 @@ import argparse
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -43,7 +43,8 @@ def center_crop(a, crop):
 
 
 def preprocess(path, shortest, crop):
-    img = Image.open(path).convert("RGB")
+    # transformers' load_image applies the EXIF orientation first.
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
     img = img.resize(resized_size(img.width, img.height, shortest), resample=Image.BICUBIC)
     a = center_crop(np.array(img), crop)
     x = (a.astype(np.float64) * (1 / 255)).astype(np.float32)
