@@ -6,15 +6,23 @@
 //
 //	lookout <command> [flags]
 //
-// Commands:
+// Commands (`lookout help` lists them with a line each):
 //
-//	serve      run ingest, embedding and the drift job, with /metrics
-//	migrate    apply ClickHouse schema migrations and exit
-//	devkafka   run the development Kafka broker (kfake)
-//	simulate   publish synthetic camera traffic with a domain shift
-//	demo       run broker, service and simulator together and report drift
-//	config     print the effective configuration (secrets redacted)
-//	version    print the build and schema versions
+//	serve         run ingest, embedding and the drift job, with /metrics
+//	migrate       apply ClickHouse schema migrations and exit
+//	devkafka      run the development Kafka broker (kfake)
+//	simulate      publish synthetic camera traffic with a domain shift
+//	demo          run broker, service and simulator together and report drift
+//	drift         reference windows, one-off runs, calibration, offline tests
+//	embed         embedding benchmark and backfill
+//	router        the canary router with its rollout controller and web page
+//	rollout       drive rollouts and rollbacks through the router's admin API
+//	al            active-learning selection, the labelling queue, exports
+//	bench-ingest  the ingest benchmark against kcat | clickhouse-client
+//	token         make an API token and its hash
+//	healthcheck   probe a running service (for container health checks)
+//	config        print the effective configuration (secrets redacted)
+//	version       print the build and schema versions
 //
 // Every command reads the YAML file given by -config (optional; defaults run
 // the local demo) with LOOKOUT_* environment overrides.
@@ -117,7 +125,7 @@ func find(name string) (command, bool) {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: lookout <command> [-config file.yaml] [flags]\n\ncommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-13s %s\n", c.name, c.summary)
 	}
 }
 
