@@ -198,9 +198,14 @@ func describe(rs []drift.Report) (status string, flagged, checked bool) {
 	return "ok", false, true
 }
 
+// detailLine shows the two headline tests' numbers and, when drift is
+// flagged, every test that flagged it.
 func detailLine(rs []drift.Report) string {
-	var parts []string
+	var parts, flagged []string
 	for _, r := range rs {
+		if r.Flagged() {
+			flagged = append(flagged, r.Test)
+		}
 		if r.Status == drift.StatusInsufficient {
 			continue
 		}
@@ -210,6 +215,9 @@ func detailLine(rs []drift.Report) string {
 		case drift.TestEmbeddingMMD:
 			parts = append(parts, fmt.Sprintf("embeddings p=%.2g MMD²=%.4f (n=%d/%d)", r.PValue, r.Effect, r.NRef, r.NCur))
 		}
+	}
+	if len(flagged) > 0 {
+		parts = append(parts, fmt.Sprintf("flagged by %d/%d tests: %s", len(flagged), len(rs), strings.Join(flagged, ", ")))
 	}
 	return strings.Join(parts, "   ")
 }
@@ -227,10 +235,12 @@ func (p *demoPrinter) banner() {
     Where to look:
       metrics:     http://%s/metrics   (lookout_drift_flagged, lookout_drift_p_value, lookout_consumer_*)
       reports:     clickhouse-client --port %s --query "SELECT run_at, source, test, status, p_value, effect, detail FROM %s.drift_reports WHERE flagged ORDER BY run_at DESC LIMIT 10"
+      why:         clickhouse-client --port %s --query "SELECT test, kind, item, round(value, 3), detail FROM %s.drift_explanations WHERE source = '%s' ORDER BY run_at DESC, test, rank LIMIT 15"
       tables:      %s.predictions, %s.embeddings, %s.labels, %s.drift_reports
     The demo keeps running; Ctrl-C stops it cleanly.
 
-`, p.gen.Config().ShiftSource, p.cfg.HTTP.Listen, port, ch.Database, ch.Database, ch.Database, ch.Database, ch.Database)
+`, p.gen.Config().ShiftSource, p.cfg.HTTP.Listen, port, ch.Database, port, ch.Database, p.gen.Config().ShiftSource,
+		ch.Database, ch.Database, ch.Database, ch.Database)
 }
 
 func (p *demoPrinter) exitError() error {
