@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -85,20 +84,8 @@ func runAL(ctx context.Context, cfg config.Config, log *slog.Logger, args []stri
 	return run()
 }
 
-func alOpenStore(ctx context.Context, cfg config.Config, log *slog.Logger) (driver.Conn, error) {
-	conn, err := store.Open(ctx, cfg.ClickHouse)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return conn, nil
-}
-
 func alSelect(ctx context.Context, cfg config.Config, log *slog.Logger, dry, asJSON bool) error {
-	conn, err := alOpenStore(ctx, cfg, log)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +176,7 @@ func alReadSecret(inline config.Secret, file string) (string, error) {
 
 // alServe runs the queue owner until ctx ends.
 func alServe(ctx context.Context, cfg config.Config, log *slog.Logger) error {
-	conn, err := alOpenStore(ctx, cfg, log)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}

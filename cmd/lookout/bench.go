@@ -129,11 +129,8 @@ func benchDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (dr
 	if err := resetDemoDatabase(ctx, cfg, log); err != nil {
 		return nil, err
 	}
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
 		return nil, err
 	}
 	// The pipe's table: the scalar fields only. JSONEachRow on ClickHouse 18.16

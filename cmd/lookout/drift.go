@@ -93,14 +93,11 @@ func runDriftReference(ctx context.Context, cfg config.Config, log *slog.Logger,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		return err
-	}
 	out := os.Stdout
 	switch verb {
 	case "pin", "replace":
@@ -212,14 +209,11 @@ func runDriftOnce(ctx context.Context, cfg config.Config, log *slog.Logger, args
 		}
 		now = t
 	}
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		return err
-	}
 	runs, err := drift.NewJob(conn, cfg.Drift, nil, log).RunScopes(ctx, now)
 	if err != nil {
 		return err

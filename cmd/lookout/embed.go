@@ -99,14 +99,11 @@ func (o *embedBenchOptions) run(ctx context.Context, cfg config.Config, log *slo
 		o.inferers = max(1, runtime.NumCPU()/max(o.threads, 1))
 	}
 	cfg.ClickHouse.Database = "lookout_bench_embed"
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		return err
-	}
 	e := cfg.Embed
 	e.ModelPath, e.IntraOpThreads, e.Inferers, e.InferBatch, e.Workers, e.ImageRoot = o.model, o.threads, o.inferers, o.batch, o.w, dir
 	mc := embed.ModelOptions(e)
@@ -186,14 +183,11 @@ func (o *backfillOptions) run(ctx context.Context, cfg config.Config, log *slog.
 	if o.embedderModel != "" {
 		e.ModelPath = o.embedderModel
 	}
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		return err
-	}
 	model, err := embed.Open(embed.ModelOptions(e))
 	if err != nil {
 		return fmt.Errorf("embedding model: %w", err)

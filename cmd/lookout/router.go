@@ -36,14 +36,11 @@ func runRouter(ctx context.Context, cfg config.Config, log *slog.Logger, _ []str
 	log = log.With("component", "router")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	conn, err := store.Open(ctx, cfg.ClickHouse)
+	conn, err := store.OpenMigrated(ctx, cfg.ClickHouse, log)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	if _, err := store.Migrate(ctx, conn, cfg.ClickHouse.Database, log); err != nil {
-		return err
-	}
 	kc, err := kafkaconn.New(cfg.Kafka)
 	if err != nil {
 		return err

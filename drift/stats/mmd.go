@@ -75,33 +75,14 @@ func MMDTest(x, y [][]float32, permutations int, rng *rand.Rand) (MMDResult, err
 }
 
 func checkMMDInput(x, y [][]float32, permutations int, rng *rand.Rand) error {
-	if len(x) < 2 || len(y) < 2 {
-		return fmt.Errorf("stats: MMD needs at least 2 points per sample, got %d and %d", len(x), len(y))
+	if err := checkSamples(x, y, permutations); err != nil {
+		return err
 	}
 	if len(x)+len(y) > MMDMaxPooled {
 		return fmt.Errorf("stats: MMD pooled size %d exceeds MMDMaxPooled=%d; subsample first", len(x)+len(y), MMDMaxPooled)
 	}
-	if permutations < 0 {
-		return fmt.Errorf("stats: negative permutation count %d", permutations)
-	}
 	if permutations > 0 && rng == nil {
 		return errors.New("stats: MMD permutations need a non-nil rng")
-	}
-	dim := len(x[0])
-	if dim == 0 {
-		return errors.New("stats: MMD points have zero dimension")
-	}
-	for s, sample := range [][][]float32{x, y} {
-		for i, v := range sample {
-			if len(v) != dim {
-				return fmt.Errorf("stats: MMD sample %d point %d has dimension %d, want %d", s, i, len(v), dim)
-			}
-			for _, c := range v {
-				if math.IsNaN(float64(c)) || math.IsInf(float64(c), 0) {
-					return fmt.Errorf("stats: MMD sample %d point %d has a non-finite coordinate", s, i)
-				}
-			}
-		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -75,7 +76,8 @@ func MMDRFFTest(x, y [][]float32, features, permutations int, rng *rand.Rand) (R
 	}, nil
 }
 
-// checkSamples is checkMMDInput without the pooled-size cap.
+// checkSamples validates two samples of vectors for an MMD test: enough
+// points, one dimension, finite coordinates.
 func checkSamples(x, y [][]float32, permutations int) error {
 	if len(x) < 2 || len(y) < 2 {
 		return fmt.Errorf("stats: MMD needs at least 2 points per sample, got %d and %d", len(x), len(y))
@@ -85,7 +87,7 @@ func checkSamples(x, y [][]float32, permutations int) error {
 	}
 	dim := len(x[0])
 	if dim == 0 {
-		return fmt.Errorf("stats: MMD points have zero dimension")
+		return errors.New("stats: MMD points have zero dimension")
 	}
 	for s, sample := range [][][]float32{x, y} {
 		for i, v := range sample {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/lookout-dev/lookout/internal/config"
 )
 
 //go:embed migrations/*.sql
@@ -162,4 +164,18 @@ func Version() int {
 		return 0
 	}
 	return migs[len(migs)-1].Version
+}
+
+// OpenMigrated opens the database like Open and brings its schema up to
+// date, the start of every command that reads or writes tables.
+func OpenMigrated(ctx context.Context, cfg config.ClickHouse, log *slog.Logger) (driver.Conn, error) {
+	conn, err := Open(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := Migrate(ctx, conn, cfg.Database, log); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return conn, nil
 }
