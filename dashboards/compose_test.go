@@ -63,7 +63,7 @@ func TestComposeFile(t *testing.T) {
 	if _, err := compose(t, ".env.example", "config", "-q"); err != nil {
 		t.Fatalf("docker-compose config: %v", err)
 	}
-	if _, err := compose(t, ".env.example", "--profile", "demo", "--profile", "labelstudio", "config", "-q"); err != nil {
+	if _, err := compose(t, ".env.example", "--profile", "demo", "--profile", "labelstudio", "--profile", "canary", "--profile", "activelearning", "config", "-q"); err != nil {
 		t.Fatalf("docker-compose config with profiles: %v", err)
 	}
 	out, err := compose(t, ".env.example", "config")
@@ -74,7 +74,7 @@ func TestComposeFile(t *testing.T) {
 	if err := yaml.Unmarshal(out, &cfg); err != nil {
 		t.Fatalf("parse docker-compose config output: %v", err)
 	}
-	for _, name := range []string{"kafka", "clickhouse", "lookout", "prometheus", "alertmanager", "grafana", "simulate", "label-studio"} {
+	for _, name := range []string{"kafka", "clickhouse", "lookout", "prometheus", "alertmanager", "grafana", "simulate", "label-studio", "router", "al"} {
 		if _, ok := cfg.Services[name]; !ok {
 			t.Errorf("service %s missing", name)
 		}

@@ -40,12 +40,23 @@ var prometheusSynthetic = map[string]bool{"up": true}
 //   - `lookout healthcheck` passes against the running service.
 func TestAgainstRunningLookout(t *testing.T) {
 	lk := startLookout(t)
-	prom := startPrometheus(t, lk.addr)
+	svc := startServices(t, lk)
+	prom := startPrometheus(t, map[string]string{"lookout": lk.addr, "lookout-router": svc.routerAdmin,
+		"lookout-al": svc.alAddr})
+	svc.driveRouter(t)
 	wanted := wantedMetrics(t)
 	var scraped map[string]bool
+	labelled := false
 	testenv.Eventually(t, 3*time.Minute, "every metric the dashboards and alerts use", func() bool {
+		// Selection needs embeddings of the simulated traffic first.
+		labelled = labelled || svc.labelOnce(t)
 		scraped = lk.scrape(t)
-		return len(missing(wanted, scraped)) == 0
+		for _, addr := range []string{svc.routerAdmin, svc.alAddr} {
+			for name := range scrapeNames(t, addr) {
+				scraped[name] = true
+			}
+		}
+		return labelled && len(missing(wanted, scraped)) == 0
 	})
 	lk.stopSimulator(t)
 
@@ -62,6 +73,7 @@ func TestAgainstRunningLookout(t *testing.T) {
 	})
 	t.Run("clickhouse", func(t *testing.T) {
 		checkClickHouseQueries(t, lk.conn, lk.database)
+		checkGrafanaAlertSQL(t, lk.conn, lk.database)
 	})
 	t.Run("healthcheck", func(t *testing.T) {
 		for _, args := range [][]string{{"healthcheck"}, {"healthcheck", "-ready"}} {
@@ -295,11 +307,17 @@ func (lk *lookout) exec(t *testing.T, sql string) {
 	}
 }
 
-// scrape returns the sample names in /metrics (histograms appear as their
-// _bucket, _sum and _count series).
+// scrape returns the sample names in the service's /metrics.
 func (lk *lookout) scrape(t *testing.T) map[string]bool {
 	t.Helper()
-	resp, err := http.Get("http://" + lk.addr + "/metrics")
+	return scrapeNames(t, lk.addr)
+}
+
+// scrapeNames returns the sample names in /metrics at addr (histograms
+// appear as their _bucket, _sum and _count series).
+func scrapeNames(t *testing.T, addr string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		t.Fatalf("scrape: %v", err)
 	}
@@ -373,6 +391,13 @@ func checkClickHouseQueries(t *testing.T, conn driver.Conn, database string) {
 	mustHaveRows := map[string]bool{
 		"Predictions / s by source": true, "Predicted class mix": true, "Report history": true,
 		"Estimated vs realised accuracy": true, "Mean confidence by version": true, "Flagged tests by source": true,
+		// canary: the router's events after ingest, and its audit trail
+		"Current route and rollout": true, "Canary weight (audit)": true, "Analysis verdicts": true, "Pending rollback requests": true,
+		"Audit trail": true, "Mean confidence by arm": true, "Routed predictions by arm": true,
+		"Predicted class mix by arm": true, "Confidence quantiles by arm": true, "Shadow agreement": true,
+		// active learning: scheduled picks and the test's lease and submit
+		"Picks per day by reason": true, "Picks per day by source": true, "Picks per day by class": true,
+		"Queue transitions per hour": true, "Annotators": true, "Recent picks": true,
 	}
 	ran := 0
 	for _, d := range loadDashboards(t) {

@@ -21,9 +21,9 @@ type promServer struct {
 	addr string
 }
 
-// startPrometheus runs prometheus as a subprocess with job "lookout"
-// scraping target, and stops it when the test ends.
-func startPrometheus(t *testing.T, target string) *promServer {
+// startPrometheus runs prometheus as a subprocess scraping each target
+// (job name → address), and stops it when the test ends.
+func startPrometheus(t *testing.T, targets map[string]string) *promServer {
 	t.Helper()
 	bin := tool(t, "prometheus")
 	dir := t.TempDir()
@@ -39,10 +39,15 @@ func startPrometheus(t *testing.T, target string) *promServer {
   evaluation_interval: 1s
 rule_files: [%q]
 scrape_configs:
-  - job_name: lookout
-    static_configs:
-      - targets: [%q]
-`, filepath.Join(dir, "alerts.yml"), target)
+`, filepath.Join(dir, "alerts.yml"))
+	jobs := make([]string, 0, len(targets))
+	for job := range targets {
+		jobs = append(jobs, job)
+	}
+	sort.Strings(jobs)
+	for _, job := range jobs {
+		cfg += fmt.Sprintf("  - job_name: %q\n    static_configs:\n      - targets: [%q]\n", job, targets[job])
+	}
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
