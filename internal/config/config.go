@@ -259,7 +259,7 @@ func Default() Config {
 			Alpha:             0.01,
 			MinMMD2:           0.02,
 			MinJS:             0.1,
-			MinKS:             0.1,
+			MinKS:             0.2,
 			Projections:       16,
 			ReferenceMode:     "first",
 		},
