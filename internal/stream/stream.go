@@ -114,10 +114,10 @@ type decoded[T any] struct {
 // batching (this goroutine), and store+commit. Batches are stored and
 // committed strictly in order, one at a time, while the next one fills.
 // Every channel is bounded, so a stalled store (ClickHouse down) stops the
-// fetcher instead of growing memory: at most two batches plus one batch of
-// decoded messages are held.
+// fetcher instead of growing memory: at most two batches plus 4096 decoded
+// messages are held.
 func (c *consumer[T]) run(ctx context.Context) error {
-	in := make(chan decoded[T], c.opts.BatchSize)
+	in := make(chan decoded[T], min(c.opts.BatchSize, 4096))
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	var fetchWG sync.WaitGroup
 	fetchWG.Add(1)
