@@ -52,7 +52,7 @@ func startDevKafka(cfg config.Config) (*devkafka.Broker, error) {
 		Listen:     cfg.DevKafka.Listen,
 		DataDir:    cfg.DevKafka.DataDir,
 		Partitions: cfg.DevKafka.Partitions,
-		Topics:     []string{k.PredictionsTopic, k.DLQTopic, k.LabelsTopic},
+		Topics:     []string{k.PredictionsTopic, k.DLQTopic, k.LabelsTopic, k.LeaderTopic},
 	})
 }
 

@@ -63,7 +63,7 @@ func newService(ctx context.Context, cfg config.Config, log *slog.Logger) (*serv
 	}
 	if cfg.Kafka.CreateTopics {
 		k := cfg.Kafka
-		if err := s.kafka.EnsureTopics(ctx, k.Partitions, k.PredictionsTopic, k.DLQTopic, k.LabelsTopic); err != nil {
+		if err := s.kafka.EnsureTopics(ctx, k.Partitions, k.PredictionsTopic, k.DLQTopic, k.LabelsTopic, k.LeaderTopic); err != nil {
 			s.close()
 			return nil, err
 		}
@@ -157,8 +157,13 @@ func (s *service) tasks() []func(context.Context) error {
 		tasks = append(tasks, consume(s, k.PredictionsTopic, k.GroupID+"-embed", s.embed.Stream(), eopts))
 	}
 	if s.drift != nil {
+		// One instance of a deployment runs the drift job: the elected one.
 		tasks = append(tasks, func(ctx context.Context) error {
-			return s.drift.Run(ctx, s.onReport)
+			return s.kafka.Lead(ctx, "drift", s.log, func(ctx context.Context) {
+				if err := s.drift.Run(ctx, s.onReport); err != nil {
+					s.log.Error("drift job stopped", "err", err)
+				}
+			})
 		})
 	}
 	return tasks

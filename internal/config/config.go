@@ -66,8 +66,11 @@ type Kafka struct {
 	// partitions at start; turn it off where topics are managed elsewhere.
 	CreateTopics bool `yaml:"create_topics"`
 	Partitions   int  `yaml:"partitions"`
-	TLS          TLS  `yaml:"tls"`
-	SASL         SASL `yaml:"sasl"`
+	// LeaderTopic carries no data: membership of a group on it elects the
+	// one instance that runs work meant to run once (the drift job).
+	LeaderTopic string `yaml:"leader_topic"`
+	TLS         TLS    `yaml:"tls"`
+	SASL        SASL   `yaml:"sasl"`
 }
 
 // SASL configures broker authentication. The password is read from
@@ -217,6 +220,7 @@ func Default() Config {
 			GroupID:          "lookout",
 			ClientID:         "lookout",
 			CreateTopics:     true,
+			LeaderTopic:      "lookout-leader",
 			Partitions:       3,
 		},
 		ClickHouse: ClickHouse{

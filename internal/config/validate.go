@@ -27,6 +27,7 @@ func (c *Config) Validate() error {
 	for name, v := range map[string]string{
 		"kafka.predictions_topic": c.Kafka.PredictionsTopic, "kafka.dlq_topic": c.Kafka.DLQTopic,
 		"kafka.labels_topic": c.Kafka.LabelsTopic, "kafka.group_id": c.Kafka.GroupID,
+		"kafka.leader_topic": c.Kafka.LeaderTopic,
 	} {
 		if v == "" {
 			bad("%s must not be empty", name)
