@@ -174,13 +174,21 @@ func latestEmbedder(ctx context.Context, conn driver.Conn, sc Scope) (string, er
 	return e, rows.Err()
 }
 
-// embeddings reads up to limit vectors of a window with their event ids,
-// the subsample chosen as in predictionRows.
+// embeddings reads up to limit vectors of a window with their event ids.
+// The embed stage may sample some events more often than others (a floor
+// for quiet sources, a boost for uncertain events) and stores each row's
+// weight = 1/inclusion probability; the subsample here undoes that with
+// weighted sampling without replacement (Efraimidis–Spirakis: the largest
+// keys u^(1/weight), u a hash of event_id), so both windows stand for their
+// traffic, not for the sampling policy. Equal weights give a plain
+// hash-ordered subsample.
 func embeddings(ctx context.Context, conn driver.Conn, sc Scope, embedder string, w Window, limit int) ([]string, [][]float32, error) {
 	filter := append([]any{embedder}, scopeArgs(sc, w)...)
 	rows, err := conn.Query(ctx, `SELECT event_id, embedding FROM embeddings
 		WHERE embedder = ? AND `+scopeFilter+` AND event_id IN
-			(SELECT event_id FROM embeddings WHERE embedder = ? AND `+scopeFilter+` ORDER BY cityHash64(event_id) LIMIT ?)
+			(SELECT event_id FROM embeddings WHERE embedder = ? AND `+scopeFilter+`
+			 ORDER BY pow((cityHash64(event_id) + 1) / 18446744073709551616, 1 / greatest(sample_weight, 1e-6)) DESC
+			 LIMIT ?)
 		LIMIT 1 BY event_id`, append(append(filter, filter...), limit)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read embeddings: %w", err)
