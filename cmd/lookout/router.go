@@ -65,6 +65,7 @@ func runRouter(ctx context.Context, cfg config.Config, log *slog.Logger, _ []str
 	if err != nil {
 		return fmt.Errorf("rollout controller: %w", err)
 	}
+	reg.MustRegister(ctl.Collector())
 	if len(cfg.Auth.Tokens) == 0 {
 		log.Warn("auth.tokens is empty: the admin API and web page refuse everyone (make one with `lookout token`)")
 	}
