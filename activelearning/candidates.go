@@ -59,23 +59,6 @@ func (f Filter) where() (string, []any) {
 	return strings.Join(conds, " AND "), args
 }
 
-// latestEmbedder is the embedding space the newest vectors are in; picks and
-// seeds are compared in that space only.
-func latestEmbedder(ctx context.Context, conn driver.Conn) (string, error) {
-	rows, err := conn.Query(ctx, "SELECT embedder FROM embeddings ORDER BY embedded_at DESC LIMIT 1")
-	if err != nil {
-		return "", fmt.Errorf("latest embedder: %w", err)
-	}
-	defer rows.Close()
-	var e string
-	if rows.Next() {
-		if err := rows.Scan(&e); err != nil {
-			return "", fmt.Errorf("scan embedder: %w", err)
-		}
-	}
-	return e, rows.Err()
-}
-
 // readCandidates reads up to limit predictions of [from, to) that match f and
 // are neither picked nor labelled, a deterministic pseudo-random subsample
 // when there are more (about limit; redelivered copies are counted first).

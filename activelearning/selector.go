@@ -18,6 +18,7 @@ import (
 	"github.com/lookout-dev/lookout/activelearning/selection"
 	"github.com/lookout-dev/lookout/internal/config"
 	"github.com/lookout-dev/lookout/internal/event"
+	"github.com/lookout-dev/lookout/internal/store"
 )
 
 // Options configure selection runs.
@@ -98,7 +99,7 @@ func (s *Selector) Run(ctx context.Context, dryRun bool) (Result, error) {
 		res.Budget = 0
 		return res, nil
 	}
-	embedder, err := latestEmbedder(ctx, s.conn)
+	embedder, err := store.LatestEmbedder(ctx, s.conn, "1")
 	if err != nil {
 		return res, err
 	}

@@ -208,7 +208,7 @@ func startLookout(t *testing.T) *lookout {
 	lk.simDone = make(chan error, 1)
 	go func() { lk.simDone <- lk.simulator.Wait() }()
 	t.Cleanup(func() { lk.stopSimulator(t) })
-	kcatProduce(t, broker, "predictions", append([]string{"bad-1\t{\"event_id\":"}, missingImageEvents(t, images)...))
+	testenv.KcatProduce(t, broker, "predictions", append([]string{"bad-1\t{\"event_id\":"}, missingImageEvents(t, images)...))
 	testenv.Eventually(t, 90*time.Second, "a store retry of the parked labels table", func() bool {
 		return lk.scrape(t)["lookout_consumer_retries_total"]
 	})
@@ -338,15 +338,6 @@ func scrapeNames(t *testing.T, addr string) map[string]bool {
 		t.Fatalf("scrape: %v", err)
 	}
 	return names
-}
-
-func kcatProduce(t *testing.T, broker, topic string, lines []string) {
-	t.Helper()
-	cmd := exec.Command(tool(t, "kcat"), "-P", "-b", broker, "-t", topic, "-K", "\t")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kcat produce: %v\n%s", err, out)
-	}
 }
 
 func environWithout(prefix string) []string {

@@ -27,6 +27,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/lookout-dev/lookout/internal/config"
+	"github.com/lookout-dev/lookout/internal/store"
 )
 
 // Scope is what one drift comparison is about. Different model versions
@@ -255,7 +256,7 @@ func (j *Job) evaluate(ctx context.Context, sc scopeStart, pin *Reference, runAt
 		return run, nil
 	}
 	start := time.Now()
-	embedder, err := latestEmbedder(ctx, j.conn, sc.Scope)
+	embedder, err := store.LatestEmbedder(ctx, j.conn, "model = ? AND model_version = ? AND source = ?", sc.Model, sc.Version, sc.Source)
 	if err != nil {
 		return run, err
 	}

@@ -156,24 +156,6 @@ func labelAgreement(ctx context.Context, conn driver.Conn, sc Scope, w Window) (
 	return int(n), int(k), rows.Err()
 }
 
-// latestEmbedder picks the embedding space to compare in: the newest one the
-// scope has. Both windows are then read from that space only.
-func latestEmbedder(ctx context.Context, conn driver.Conn, sc Scope) (string, error) {
-	rows, err := conn.Query(ctx, `SELECT embedder FROM embeddings WHERE model = ? AND model_version = ? AND source = ?
-		ORDER BY embedded_at DESC LIMIT 1`, sc.Model, sc.Version, sc.Source)
-	if err != nil {
-		return "", fmt.Errorf("latest embedder: %w", err)
-	}
-	defer rows.Close()
-	var e string
-	if rows.Next() {
-		if err := rows.Scan(&e); err != nil {
-			return "", fmt.Errorf("scan embedder: %w", err)
-		}
-	}
-	return e, rows.Err()
-}
-
 // embeddings reads up to limit vectors of a window with their event ids.
 // The embed stage may sample some events more often than others (a floor
 // for quiet sources, a boost for uncertain events) and stores each row's

@@ -43,7 +43,7 @@ func TestBrokerRestart(t *testing.T) {
 		for i := from; i < to; i++ {
 			lines = append(lines, fmt.Sprintf("ev-%05d\t%s", i, prediction(i, time.Now())))
 		}
-		kcatProduce(t, addr, "predictions", lines)
+		testenv.KcatProduce(t, addr, "predictions", lines)
 	}
 	produce(0, 100)
 	r := kc.Reader("predictions", "restart-group")

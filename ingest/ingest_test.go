@@ -1,10 +1,8 @@
 package ingest_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,28 +21,6 @@ func prediction(i int, ts time.Time) string {
 	return fmt.Sprintf(`{"schema_version":1,"event_id":"ev-%05d","ts":%q,"model":"m","model_version":"v1",`+
 		`"source":"cam-%d","task":"classification","image_uri":"file:///img/%d.jpg",`+
 		`"probs":{"good":0.8,"dent":0.15,"scratch":0.05},"latency_ms":3}`, i, ts.UTC().Format(time.RFC3339Nano), i%3, i)
-}
-
-// kcatProduce sends key<TAB>value lines with kcat, an independent Kafka client.
-func kcatProduce(t *testing.T, broker, topic string, lines []string) {
-	t.Helper()
-	cmd := exec.Command("kcat", "-P", "-b", broker, "-t", topic, "-K", "\t")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kcat produce: %v\n%s", err, out)
-	}
-}
-
-// kcatConsume reads a whole topic with kcat as key|headers|value lines.
-func kcatConsume(t *testing.T, broker, topic string) string {
-	t.Helper()
-	cmd := exec.Command("kcat", "-C", "-b", broker, "-t", topic, "-e", "-q", "-f", "%k|%h|%s\n")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("kcat consume: %v\n%s", err, out.String())
-	}
-	return out.String()
 }
 
 type harness struct {
@@ -102,14 +78,14 @@ func TestPredictionsEndToEnd(t *testing.T) {
 		"b2\t" + strings.Replace(prediction(1000, base), `"source":"cam-1",`, "", 1),
 		"b3\t" + strings.Replace(prediction(1001, base), `"good":0.8`, `"good":0.1`, 1),
 	}
-	kcatProduce(t, h.broker, "predictions", append(lines, bad...))
+	testenv.KcatProduce(t, h.broker, "predictions", append(lines, bad...))
 
 	stop := consume(h, "predictions", ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)))
 	testenv.Eventually(t, 30*time.Second, "300 distinct predictions in ClickHouse", func() bool {
 		return testenv.Count(t, db, "SELECT uniqExact(event_id) FROM predictions") == 300
 	})
 	testenv.Eventually(t, 10*time.Second, "3 dead letters", func() bool {
-		return strings.Count(kcatConsume(t, h.broker, "predictions-dlq"), "lookout-reason=") == 3
+		return strings.Count(testenv.KcatConsume(t, h.broker, "predictions-dlq", "%k|%h|%s\n"), "lookout-reason=") == 3
 	})
 	stop()
 
@@ -119,7 +95,7 @@ func TestPredictionsEndToEnd(t *testing.T) {
 	if n := testenv.Count(t, db, "SELECT count() FROM predictions WHERE source = '' OR event_id LIKE 'b%'"); n != 0 {
 		t.Errorf("%d invalid events reached ClickHouse", n)
 	}
-	dlq := kcatConsume(t, h.broker, "predictions-dlq")
+	dlq := testenv.KcatConsume(t, h.broker, "predictions-dlq", "%k|%h|%s\n")
 	for _, want := range []string{"lookout-reason=malformed_json", "lookout-reason=missing_field", "lookout-reason=bad_probabilities", "lookout-source-topic=predictions"} {
 		if !strings.Contains(dlq, want) {
 			t.Errorf("dead-letter topic lacks %q:\n%s", want, dlq)
@@ -155,7 +131,7 @@ func TestOffsetsCommittedOnlyAfterStore(t *testing.T) {
 	for i := range 50 {
 		lines = append(lines, fmt.Sprintf("ev-%05d\t%s", i, prediction(i, base)))
 	}
-	kcatProduce(t, h.broker, "predictions", lines)
+	testenv.KcatProduce(t, h.broker, "predictions", lines)
 
 	var first atomic.Int64
 	stop := consume(h, "predictions", countingStage(ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)), &first))
@@ -166,7 +142,7 @@ func TestOffsetsCommittedOnlyAfterStore(t *testing.T) {
 
 	// A restarted consumer of the same group starts after the committed
 	// offsets: it sees only the new event.
-	kcatProduce(t, h.broker, "predictions", []string{"ev-99999\t" + prediction(99999, base)})
+	testenv.KcatProduce(t, h.broker, "predictions", []string{"ev-99999\t" + prediction(99999, base)})
 	var second atomic.Int64
 	stop = consume(h, "predictions", countingStage(ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil)), &second))
 	testenv.Eventually(t, 30*time.Second, "the new row", func() bool {
@@ -182,7 +158,7 @@ func TestStoreFailureHoldsOffsets(t *testing.T) {
 	h := newHarness(t)
 	db, _ := testenv.ClickHouse(t)
 	base := time.Now().Add(-time.Minute)
-	kcatProduce(t, h.broker, "predictions", []string{"ev-00001\t" + prediction(1, base), "ev-00002\t" + prediction(2, base)})
+	testenv.KcatProduce(t, h.broker, "predictions", []string{"ev-00001\t" + prediction(1, base), "ev-00002\t" + prediction(2, base)})
 
 	// A store that fails three times (as during a ClickHouse outage) must be
 	// retried, not skipped, and nothing may be committed in between.
@@ -209,7 +185,7 @@ func TestLabelsStored(t *testing.T) {
 	h := newHarness(t)
 	db, _ := testenv.ClickHouse(t)
 	ts := time.Now().UTC().Format(time.RFC3339)
-	kcatProduce(t, h.broker, "labels", []string{
+	testenv.KcatProduce(t, h.broker, "labels", []string{
 		`ev-1	{"event_id":"ev-1","label":"dent","annotator":"ann-1","ts":"` + ts + `"}`,
 		`ev-2	{"event_id":"ev-2","annotator":"ann-1","ts":"` + ts + `"}`,
 	})
@@ -218,7 +194,7 @@ func TestLabelsStored(t *testing.T) {
 		return testenv.Count(t, db, "SELECT count() FROM labels") == 1
 	})
 	testenv.Eventually(t, 10*time.Second, "the label without a label in the DLQ", func() bool {
-		return strings.Contains(kcatConsume(t, h.broker, "predictions-dlq"), "lookout-reason=missing_field")
+		return strings.Contains(testenv.KcatConsume(t, h.broker, "predictions-dlq", "%k|%h|%s\n"), "lookout-reason=missing_field")
 	})
 	stop()
 }

@@ -39,7 +39,7 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 		for i := from; i < to; i++ {
 			lines = append(lines, fmt.Sprintf("ev-%05d\t%s", i, prediction(i, base)))
 		}
-		kcatProduce(t, h.broker, "predictions", lines)
+		testenv.KcatProduce(t, h.broker, "predictions", lines)
 	}
 	produce(0, 500)
 

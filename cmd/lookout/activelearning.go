@@ -272,7 +272,7 @@ func alHeartbeat(ctx context.Context, qs *queue.Store, owner, host string, ttl t
 			return ctx.Err()
 		case <-t.C:
 			if err := qs.Heartbeat(ctx, owner, host, time.Now()); err != nil && ctx.Err() == nil {
-				log.Warn("queue owner alHeartbeat failed", "err", err)
+				log.Warn("queue owner heartbeat failed", "err", err)
 			}
 		}
 	}

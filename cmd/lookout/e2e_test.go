@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -33,8 +32,8 @@ func TestEndToEnd(t *testing.T) {
 	t0 := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	const seconds, perSecond = 150, 40
 	preds, labels, sampled := simulateTimeline(t, gen, t0, seconds, perSecond)
-	kcatProduce(t, cfg.Kafka.Brokers[0], "predictions", append(preds, "bad-1\t{\"event_id\":"))
-	kcatProduce(t, cfg.Kafka.Brokers[0], "labels", labels)
+	testenv.KcatProduce(t, cfg.Kafka.Brokers[0], "predictions", append(preds, "bad-1\t{\"event_id\":"))
+	testenv.KcatProduce(t, cfg.Kafka.Brokers[0], "labels", labels)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	svc, err := newService(ctx, cfg, testenv.Logger(t))
@@ -150,15 +149,6 @@ func checkEndpoints(t *testing.T, addr string) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
 			t.Errorf("GET %s = %d, body lacks %q", path, resp.StatusCode, want)
 		}
-	}
-}
-
-func kcatProduce(t *testing.T, broker, topic string, lines []string) {
-	t.Helper()
-	cmd := exec.Command("kcat", "-P", "-b", broker, "-t", topic, "-K", "\t")
-	cmd.Stdin = strings.NewReader(strings.Join(lines, "\n") + "\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("kcat produce: %v\n%s", err, out)
 	}
 }
 

@@ -125,7 +125,7 @@ func TestTwoInstancesShareAndSurviveKill9(t *testing.T) {
 				`"task":"classification","image_uri":"file:///x.jpg","probs":{"a":0.7,"b":0.3}}`,
 				id, time.Now().UTC().Format(time.RFC3339Nano), j%3))
 		}
-		kcatProduce(t, broker, "predictions", lines)
+		testenv.KcatProduce(t, broker, "predictions", lines)
 		total += perChunk
 		if i == chunks/2 {
 			testenv.Eventually(t, 60*time.Second, "both instances to store part of the stream", func() bool {
