@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 
 	"gonum.org/v1/gonum/floats"
@@ -104,39 +105,65 @@ func toFloat64Rows(x, y [][]float32) [][]float64 {
 	return out
 }
 
-// rbfKernelMatrix returns the dense symmetric N×N kernel matrix (row-major)
-// and the σ² used. Rows are kept whole, not packed, because the permutation
-// loop needs contiguous rows for fast dot products.
+// rbfKernelMatrix returns the kernel matrix's diagonal and upper triangle in
+// an N×N row-major array (the lower half is left 0: the matrix is symmetric
+// and nothing reads it) and the σ² used. Rows are kept at full width, not
+// packed, so that a row and the permutation masks line up by column.
 func rbfKernelMatrix(z [][]float64) ([]float64, float64) {
 	n := len(z)
 	k := squaredDistances(z)
 	sigma2 := medianHeuristic(k, n)
 	scale := -1 / (2 * sigma2)
-	for i := range k {
-		k[i] = math.Exp(k[i] * scale)
-	}
+	parallelRows(n, func(i int) {
+		k[i*n+i] = 1
+		for j := i + 1; j < n; j++ {
+			k[i*n+j] = math.Exp(k[i*n+j] * scale)
+		}
+	})
 	return k, sigma2
 }
 
-// squaredDistances uses ‖a‖²+‖b‖²−2a·b so the inner loop is one assembly
-// dot product; the cancellation this invites is far below anything that
-// moves a kernel value. Identical rows still give exactly 0 because both
-// dot products run the same instruction sequence on the same data.
+// squaredDistances fills the upper triangle of an N×N matrix with squared
+// distances (the rest stays 0).
+// It uses ‖a‖²+‖b‖²−2a·b so the work is dot products, four at a time; the
+// cancellation this invites is far below anything that moves a kernel
+// value. Identical rows still give exactly 0 because every dot product,
+// norms included, runs the same instruction sequence (dot4's first slot).
 func squaredDistances(z [][]float64) []float64 {
 	n := len(z)
 	norms := make([]float64, n)
 	for i, v := range z {
-		norms[i] = floats.Dot(v, v)
+		norms[i], _, _, _ = dot4(v, v, v, v, v)
 	}
 	d := make([]float64, n*n)
-	parallelRows(n, func(i int) {
-		for j := i + 1; j < n; j++ {
-			v := max(norms[i]+norms[j]-2*floats.Dot(z[i], z[j]), 0)
-			d[i*n+j] = v
-			d[j*n+i] = v
+	// Tiles of rows keep both operands in cache: a whole-row sweep would
+	// stream every vector from memory once per row.
+	const tile = 32
+	parallelRows((n+tile-1)/tile, func(bi int) {
+		i0, i1 := bi*tile, min((bi+1)*tile, n)
+		for j0 := i0; j0 < n; j0 += tile {
+			j1 := min(j0+tile, n)
+			for i := i0; i < i1; i++ {
+				distanceRow(z, norms, d[i*n:(i+1)*n], i, max(j0, i+1), j1)
+			}
 		}
 	})
 	return d
+}
+
+// distanceRow sets out[j] = ‖z_i − z_j‖² for j in [from, to), four columns
+// per pass over z_i (a short last pass repeats its final column).
+func distanceRow(z [][]float64, norms, out []float64, i, from, to int) {
+	for j := from; j < to; j += 4 {
+		var c [4]int
+		for k := range c {
+			c[k] = min(j+k, to-1)
+		}
+		s0, s1, s2, s3 := dot4(z[i], z[c[0]], z[c[1]], z[c[2]], z[c[3]])
+		for k, s := range [4]float64{s0, s1, s2, s3} {
+			out[c[k]] = max(norms[i]+norms[c[k]]-2*s, 0)
+		}
+	}
 }
 
 // parallelRows spreads row work over the available CPUs. Rows are handed
@@ -162,18 +189,16 @@ func parallelRows(n int, row func(i int)) {
 // invariant under relabelling, which is what makes the permutation test
 // exact.
 func medianHeuristic(d []float64, n int) float64 {
-	upper := make([]float64, 0, n*(n-1)/2)
-	for i := range n {
-		upper = append(upper, d[i*n+i+1:(i+1)*n]...)
-	}
-	if med := median(upper); med > 0 {
+	if med := upperMedian(d, n); med > 0 {
 		return med / 2
 	}
 	sum, count := 0.0, 0
-	for _, v := range upper {
-		if v > 0 {
-			sum += v
-			count++
+	for i := range n {
+		for _, v := range d[i*n+i+1 : (i+1)*n] {
+			if v > 0 {
+				sum += v
+				count++
+			}
 		}
 	}
 	if count == 0 {
@@ -182,21 +207,103 @@ func medianHeuristic(d []float64, n int) float64 {
 	return sum / float64(count) / 2
 }
 
+// upperMedian is the median of the strict upper triangle of the N×N matrix
+// d. Copying millions of pairs to select among them took longer than the
+// whole permutation loop, so the median is first bracketed between two
+// quantiles of a sample of pairs; only the pairs inside the bracket are
+// copied and selected from. A sample that misses the median (vanishingly
+// rare, but possible) falls back to selecting among all pairs.
+func upperMedian(d []float64, n int) float64 {
+	total := n * (n - 1) / 2
+	const sampleSize = 4096
+	if total <= 16*sampleSize {
+		return median(upperTriangle(d, n))
+	}
+	step := total/sampleSize + 1
+	sample := make([]float64, 0, sampleSize+n)
+	for i, k := 0, 0; i < n; i++ {
+		for ; k < n-i-1; k += step {
+			sample = append(sample, d[i*n+i+1+k])
+		}
+		k -= n - i - 1
+	}
+	slices.Sort(sample)
+	lo, hi := sample[len(sample)*45/100], sample[len(sample)*55/100]
+	below, inside := bracket(d, n, lo, hi)
+	if m, ok := middleOf(inside, below, total); ok {
+		return m
+	}
+	return median(upperTriangle(d, n))
+}
+
+// bracket counts the upper-triangle pairs below lo and returns those in
+// [lo, hi], scanning rows in parallel.
+func bracket(d []float64, n int, lo, hi float64) (int, []float64) {
+	workers := runtime.GOMAXPROCS(0)
+	counts := make([]int, workers)
+	found := make([][]float64, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				for _, v := range d[i*n+i+1 : (i+1)*n] {
+					if v < lo {
+						counts[w]++
+					} else if v <= hi {
+						found[w] = append(found[w], v)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	below := 0
+	for _, c := range counts {
+		below += c
+	}
+	return below, slices.Concat(found...)
+}
+
+func upperTriangle(d []float64, n int) []float64 {
+	upper := make([]float64, 0, n*(n-1)/2)
+	for i := range n {
+		upper = append(upper, d[i*n+i+1:(i+1)*n]...)
+	}
+	return upper
+}
+
 // median reorders v. Selection instead of a full sort matters here: the
 // pooled sample of a few thousand points has millions of pairs.
 func median(v []float64) float64 {
-	mid := len(v) / 2
-	hi := selectKth(v, mid)
-	if len(v)%2 == 1 {
-		return hi
+	m, _ := middleOf(v, 0, len(v))
+	return m
+}
+
+// middleOf returns the median of a multiset of total values, given v
+// holding exactly the values ranked [below, below+len(v)) in it; ok is
+// false when the middle ranks are not in v. v is reordered.
+func middleOf(v []float64, below, total int) (float64, bool) {
+	hiRank := total/2 - below
+	loRank := hiRank
+	if total%2 == 0 {
+		loRank--
 	}
-	// After selection every element left of mid is ≤ v[mid], so the lower
-	// middle value is simply the largest of them.
+	if loRank < 0 || hiRank >= len(v) {
+		return 0, false
+	}
+	hi := selectKth(v, hiRank)
+	if loRank == hiRank {
+		return hi, true
+	}
+	// After selection every element left of hiRank is ≤ v[hiRank], so the
+	// lower middle value is simply the largest of them.
 	lo := v[0]
-	for _, x := range v[1:mid] {
+	for _, x := range v[1:hiRank] {
 		lo = max(lo, x)
 	}
-	return (lo + hi) / 2
+	return (lo + hi) / 2, true
 }
 
 // selectKth partially orders v so that v[k] holds the k-th smallest value
@@ -247,7 +354,7 @@ func medianOfThree(a, b, c float64) float64 {
 // smaller group alone ("g", size ng); that bounds the work per split by
 // ng²/2 kernel lookups.
 type kernelSums struct {
-	k      []float64 // N×N kernel matrix, row-major
+	k      []float64 // N×N kernel matrix, row-major, upper triangle only
 	n      int       // N = nx + ny
 	nx, ny int
 	ng     int       // size of the smaller group
@@ -257,10 +364,16 @@ type kernelSums struct {
 
 func newKernelSums(k []float64, n, nx, ny int) *kernelSums {
 	ks := &kernelSums{k: k, n: n, nx: nx, ny: ny, ng: min(nx, ny)}
+	// Row i's sum is its diagonal 1, its part of the upper triangle, and
+	// column i of the upper triangle (the symmetric lower half).
 	ks.rowSum = make([]float64, n)
 	for i := range n {
-		ks.rowSum[i] = floats.Sum(k[i*n : (i+1)*n])
-		ks.total += ks.rowSum[i]
+		ks.rowSum[i]++
+		ks.rowSum[i] += floats.Sum(k[i*n+i+1 : (i+1)*n])
+		floats.Add(ks.rowSum[i+1:], k[i*n+i+1:(i+1)*n])
+	}
+	for _, v := range ks.rowSum {
+		ks.total += v
 	}
 	return ks
 }
@@ -281,7 +394,7 @@ func (ks *kernelSums) observedGroup() []int {
 
 // permutationBatch bounds how many splits exist at once, so memory stays
 // small however many permutations are requested.
-const permutationBatch = 64
+const permutationBatch = 128
 
 // countPermutedAtLeast draws each batch of splits sequentially from rng
 // before evaluating the batch in parallel, so the random stream is consumed
@@ -327,60 +440,137 @@ func (ks *kernelSums) randomGroup(g, idx []int, picked []bool, rng *rand.Rand) {
 }
 
 // countAtLeast evaluates a batch of permuted statistics in parallel and
-// counts those ≥ observed. Groups are sorted, so mmd2 sums in an order
-// fixed by the set alone and a permutation reproducing the original split
-// ties the observed value exactly and is counted.
+// counts those ≥ observed. Each worker takes an interleaved share of the
+// groups and evaluates them together in one pass over the kernel rows.
 func (ks *kernelSums) countAtLeast(observed float64, groups [][]int) int {
-	hits := make([]bool, len(groups))
-	parallelRows(len(groups), func(p int) {
-		hits[p] = ks.mmd2(groups[p]) >= observed
-	})
+	workers := min(runtime.GOMAXPROCS(0), len(groups))
+	stats := make([]float64, len(groups))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var share [][]int
+			var idx []int
+			for p := w; p < len(groups); p += workers {
+				share, idx = append(share, groups[p]), append(idx, p)
+			}
+			for j, v := range ks.mmd2Batch(share) {
+				stats[idx[j]] = v
+			}
+		}()
+	}
+	wg.Wait()
 	count := 0
-	for _, h := range hits {
-		if h {
+	for _, v := range stats {
+		if v >= observed {
 			count++
 		}
 	}
 	return count
 }
 
-// mmd2 is the unbiased estimator
+// mmd2 is the statistic for the single split whose smaller group is g.
+func (ks *kernelSums) mmd2(g []int) float64 { return ks.mmd2Batch([][]int{g})[0] }
+
+// mmd2Batch is the unbiased estimator
 //
 //	Σ_{i≠j∈X} k/(n(n-1)) + Σ_{i≠j∈Y} k/(m(m-1)) − 2 Σ_{i∈X,j∈Y} k/(nm)
 //
-// for the split whose smaller group is g. Only g's within-group pairs are
-// visited; its row sums minus that give the cross sum, and the other
-// group's sum is what remains of the total. The diagonal is all ones
+// for each split whose smaller group is gs[p]. Only a group's within-group
+// pairs are visited; its row sums minus that give the cross sum, and the
+// other group's sum is what remains of the total. The diagonal is all ones
 // (k(a,a) = 1), which is how the i≠j sums are formed.
-func (ks *kernelSums) mmd2(g []int) float64 {
-	within := 2*ks.upperSum(g) + float64(len(g))
-	var rows float64
-	for _, i := range g {
-		rows += ks.rowSum[i]
+func (ks *kernelSums) mmd2Batch(gs [][]int) []float64 {
+	out := ks.upperSums(gs)
+	for p, g := range gs {
+		within := 2*out[p] + float64(len(g))
+		var rows float64
+		for _, i := range g {
+			rows += ks.rowSum[i]
+		}
+		cross := rows - within
+		other := ks.total - within - 2*cross
+		ng, no := float64(len(g)), float64(ks.n-len(g))
+		out[p] = (within-ng)/(ng*(ng-1)) + (other-no)/(no*(no-1)) - 2*cross/(ng*no)
 	}
-	cross := rows - within
-	other := ks.total - within - 2*cross
-	ng, no := float64(len(g)), float64(ks.n-len(g))
-	return (within-ng)/(ng*(ng-1)) + (other-no)/(no*(no-1)) - 2*cross/(ng*no)
+	return out
 }
 
-// upperSum is Σ_{a<b} k[g_a][g_b]. The four accumulators break the
-// floating-point add dependency chain, which is what bounds this loop.
-func (ks *kernelSums) upperSum(g []int) float64 {
-	var s0, s1, s2, s3 float64
-	for a, i := range g {
+// upperSums returns Σ_{a<b} k[g_a][g_b] for every group in gs. Visiting
+// one kernel row for all groups that contain it, instead of the whole
+// matrix once per group, is what makes the permutation loop cache-bound
+// rather than memory-bound: the matrix streams from RAM once per batch.
+// Each group's sum is accumulated in an order fixed by the set alone, so a
+// permutation reproducing the observed split ties it exactly.
+func (ks *kernelSums) upperSums(gs [][]int) []float64 {
+	out := make([]float64, len(gs))
+	next := make([]int, len(gs)) // position in gs[p] of the next row to visit
+	// A dense dot product with a 0/1 mask does more multiplications than
+	// gathering the group's entries but runs 8 lanes wide; it wins once the
+	// group holds more than about one pooled point in eight.
+	var masks [][]float64
+	if ks.ng*8 >= ks.n {
+		masks = make([][]float64, len(gs))
+		for p, g := range gs {
+			masks[p] = make([]float64, ks.n)
+			for _, i := range g {
+				masks[p][i] = 1
+			}
+		}
+	}
+	in := make([]int, 0, len(gs)) // groups containing the current row
+	for i := range ks.n {
 		row := ks.k[i*ks.n : (i+1)*ks.n]
-		rest := g[a+1:]
-		b := 0
-		for ; b+4 <= len(rest); b += 4 {
-			s0 += row[rest[b]]
-			s1 += row[rest[b+1]]
-			s2 += row[rest[b+2]]
-			s3 += row[rest[b+3]]
+		in = in[:0]
+		for p, g := range gs {
+			if a := next[p]; a < len(g) && g[a] == i {
+				in = append(in, p)
+				next[p]++
+			}
 		}
-		for ; b < len(rest); b++ {
-			s0 += row[rest[b]]
+		if masks == nil {
+			for _, p := range in {
+				out[p] += gatherSum(row, gs[p][next[p]:])
+			}
+			continue
 		}
+		maskedRowSums(row[i+1:], i+1, in, masks, out)
+	}
+	return out
+}
+
+// maskedRowSums adds row·mask_p to out[p] for each group p in in, four
+// groups per pass over the row. A short last pass repeats a group in the
+// spare slots and keeps only its own result.
+func maskedRowSums(row []float64, from int, in []int, masks [][]float64, out []float64) {
+	for len(in) > 0 {
+		var q [4]int
+		for k := range q {
+			q[k] = in[min(k, len(in)-1)]
+		}
+		s0, s1, s2, s3 := dot4(row, masks[q[0]][from:], masks[q[1]][from:], masks[q[2]][from:], masks[q[3]][from:])
+		sums := [4]float64{s0, s1, s2, s3}
+		for k := range min(4, len(in)) {
+			out[q[k]] += sums[k]
+		}
+		in = in[min(4, len(in)):]
+	}
+}
+
+// gatherSum is Σ row[j] for j in idx. The four accumulators break the
+// floating-point add dependency chain, which is what bounds this loop.
+func gatherSum(row []float64, idx []int) float64 {
+	var s0, s1, s2, s3 float64
+	b := 0
+	for ; b+4 <= len(idx); b += 4 {
+		s0 += row[idx[b]]
+		s1 += row[idx[b+1]]
+		s2 += row[idx[b+2]]
+		s3 += row[idx[b+3]]
+	}
+	for ; b < len(idx); b++ {
+		s0 += row[idx[b]]
 	}
 	return (s0 + s1) + (s2 + s3)
 }
