@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -33,6 +32,8 @@ type columns struct {
 	latency                                                                       []*float32
 	schema                                                                        []uint8
 
+	// The class list of the previous event, sorted, and joined: consecutive
+	// events of one model share it, so most events skip the sort and join.
 	lastClasses []string
 	lastSet     string
 }
@@ -52,12 +53,15 @@ func newColumns(n int) *columns {
 
 func (c *columns) add(p *event.Prediction, now time.Time) {
 	s := p.Scores()
-	classes, values := sortedProbs(p)
-	// Consecutive events of one model share their class list: reuse the
-	// joined string instead of building it again.
+	values, same := probsInOrder(p, c.lastClasses)
 	set := c.lastSet
-	if !slices.Equal(classes, c.lastClasses) {
-		set, c.lastClasses, c.lastSet = strings.Join(classes, ","), classes, strings.Join(classes, ",")
+	if !same {
+		var classes []string
+		classes, values = sortedProbs(p)
+		set = strings.Join(classes, ",")
+		if len(p.Probs) > 0 { // top_k lists are not sorted: never reuse them
+			c.lastClasses, c.lastSet = classes, set
+		}
 	}
 	bc, bs, bx := flattenBoxes(p.Boxes)
 	var latency *float32
@@ -97,6 +101,18 @@ func (c *columns) all() []any {
 
 // InsertPredictions writes one batch of predictions.
 func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) error {
+	batch, err := buildBatch(ctx, conn, items, now)
+	if err != nil {
+		return err
+	}
+	if err := batch.Send(); err != nil {
+		return fmt.Errorf("insert batch of %d predictions: %w", len(items), err)
+	}
+	return nil
+}
+
+// buildBatch lays items out as columns in a prepared insert, ready to send.
+func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) (driver.Batch, error) {
 	cols := newColumns(len(items))
 	now = now.UTC().Truncate(time.Second)
 	for i := range items {
@@ -104,18 +120,56 @@ func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Pred
 	}
 	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions ("+predictionColumns+")")
 	if err != nil {
-		return fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
+		return nil, fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
 	}
 	for i, col := range cols.all() {
-		if err := batch.Column(i).Append(col); err != nil {
+		if err := appendColumn(batch.Column(i), col); err != nil {
 			_ = batch.Abort()
-			return fmt.Errorf("append column %d of %d predictions: %w", i, len(items), err)
+			return nil, fmt.Errorf("append column %d of %d predictions: %w", i, len(items), err)
 		}
 	}
-	if err := batch.Send(); err != nil {
-		return fmt.Errorf("insert batch of %d predictions: %w", len(items), err)
+	return batch, nil
+}
+
+// appendColumn appends a whole column. clickhouse-go appends a slice of
+// arrays through reflection, boxing every element; handing it one typed row
+// at a time takes its reflection-free path.
+func appendColumn(col driver.BatchColumn, v any) error {
+	switch rows := v.(type) {
+	case [][]float32:
+		return appendRows(col, rows)
+	case [][]string:
+		return appendRows(col, rows)
+	}
+	return col.Append(v)
+}
+
+func appendRows[T any](col driver.BatchColumn, rows []T) error {
+	for _, r := range rows {
+		if err := col.AppendRow(r); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+// probsInOrder returns p's probabilities in the order of classes when p's
+// class set is exactly classes (same size, every class present); same is
+// false otherwise. Checking costs one map lookup per class, far less than
+// sorting the names again.
+func probsInOrder(p *event.Prediction, classes []string) (values []float32, same bool) {
+	if len(p.Probs) == 0 || len(p.Probs) != len(classes) {
+		return nil, false
+	}
+	values = make([]float32, len(classes))
+	for i, c := range classes {
+		v, ok := p.Probs[c]
+		if !ok {
+			return nil, false
+		}
+		values[i] = float32(v)
+	}
+	return values, true
 }
 
 // sortedProbs stores probs (or top_k) as parallel arrays in class order, so
