@@ -280,18 +280,31 @@ func TestRestartKeepsTheServingVersion(t *testing.T) {
 	}
 }
 
-type fakeAlarms []string
+// fakeAlarms answers every query with its lines and remembers the last query.
+type fakeAlarms struct {
+	lines []string
+	last  *AlarmQuery
+}
 
-func (f fakeAlarms) Alarms(context.Context, string, time.Time) ([]string, error) { return f, nil }
+func (f fakeAlarms) Alarms(_ context.Context, q AlarmQuery) ([]string, error) {
+	if f.last != nil {
+		*f.last = q
+	}
+	return f.lines, nil
+}
 
 func TestAlarmProposesRollbackOnce(t *testing.T) {
 	e := promoted(t)
 	ctx := context.Background()
-	if err := e.c.CheckAlarms(ctx, fakeAlarms{}); err != nil || len(e.c.State().Rollbacks) != 0 {
+	var q AlarmQuery
+	if err := e.c.CheckAlarms(ctx, fakeAlarms{last: &q}); err != nil || len(e.c.State().Rollbacks) != 0 {
 		t.Fatalf("no alarms proposed a rollback: %v", err)
 	}
+	if q.Version != "v2" || q.PreviousVersion != "v1" || !q.Since.Equal(e.c.State().PromotedAt) || q.MaxAccuracyDrop <= 0 {
+		t.Errorf("alarm query %+v", q)
+	}
 	for range 2 {
-		if err := e.c.CheckAlarms(ctx, fakeAlarms{"drift embeddings on cam-2"}); err != nil {
+		if err := e.c.CheckAlarms(ctx, fakeAlarms{lines: []string{"drift embeddings on cam-2"}}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -29,7 +29,8 @@ func (c *Controller) Run(ctx context.Context, alarms AlarmSource) {
 				c.log.Error("rollout analysis", "err", err)
 			}
 		case <-alarm.C:
-			if alarms != nil && c.cfg.Rollout.ProposeRollbackOnDrift {
+			r := c.cfg.Rollout
+			if alarms != nil && (r.ProposeRollbackOnDrift || r.MaxEstimatedAccuracyDrop > 0) {
 				if err := c.CheckAlarms(ctx, alarms); err != nil {
 					c.log.Error("rollback alarm check", "err", err)
 				}
@@ -176,9 +177,24 @@ func (c *Controller) expireLocked(ctx context.Context) error {
 	return nil
 }
 
-// AlarmSource reports monitoring alarms on a model since a time.
+// AlarmQuery says which alarms to look for on a promoted version.
+type AlarmQuery struct {
+	Model           string
+	Version         string // model version of the promoted stable
+	PreviousVersion string // model version it replaced
+	Since           time.Time
+	// Drift asks for flagged drift reports on Version since Since.
+	Drift bool
+	// MaxAccuracyDrop > 0 asks for sources where Version's newest accuracy
+	// estimate is more than this below PreviousVersion's last one before
+	// Since, both from at least MinSamples predictions.
+	MaxAccuracyDrop float64
+	MinSamples      int
+}
+
+// AlarmSource reports monitoring alarms, one human-readable line each.
 type AlarmSource interface {
-	Alarms(ctx context.Context, model string, since time.Time) ([]string, error)
+	Alarms(ctx context.Context, q AlarmQuery) ([]string, error)
 }
 
 // CheckAlarms proposes a rollback of the promoted stable when alarms fired
@@ -193,7 +209,10 @@ func (c *Controller) CheckAlarms(ctx context.Context, src AlarmSource) error {
 			return nil // already proposed or requested for this promotion
 		}
 	}
-	alarms, err := src.Alarms(ctx, c.cfg.Model, st.PromotedAt)
+	r := c.cfg.Rollout
+	alarms, err := src.Alarms(ctx, AlarmQuery{Model: c.cfg.Model, Version: c.version(st.Stable),
+		PreviousVersion: c.version(st.Previous), Since: st.PromotedAt, Drift: r.ProposeRollbackOnDrift,
+		MaxAccuracyDrop: r.MaxEstimatedAccuracyDrop, MinSamples: r.MinSamples})
 	if err != nil || len(alarms) == 0 {
 		return err
 	}
@@ -202,22 +221,51 @@ func (c *Controller) CheckAlarms(ctx context.Context, src AlarmSource) error {
 	return err
 }
 
-// DriftAlarms reads flagged drift reports from ClickHouse.
-type DriftAlarms struct {
+// version is the model version a backend serves: events carry it, not the
+// backend's name.
+func (c *Controller) version(backend string) string {
+	if b, ok := c.cfg.Backend(backend); ok && b.Version != "" {
+		return b.Version
+	}
+	return backend
+}
+
+// ClickHouseAlarms reads the drift job's reports and accuracy estimates.
+type ClickHouseAlarms struct {
 	conn     driver.Conn
 	database string
 }
 
-// NewDriftAlarms reads database.drift_reports.
-func NewDriftAlarms(conn driver.Conn, database string) *DriftAlarms {
-	return &DriftAlarms{conn: conn, database: database}
+// NewClickHouseAlarms reads database.drift_reports and database.drift_accuracy.
+func NewClickHouseAlarms(conn driver.Conn, database string) *ClickHouseAlarms {
+	return &ClickHouseAlarms{conn: conn, database: database}
 }
 
-// Alarms lists "drift <test> on <source>" for flagged reports since since.
-func (d *DriftAlarms) Alarms(ctx context.Context, model string, since time.Time) ([]string, error) {
-	rows, err := d.conn.Query(ctx, "SELECT DISTINCT source, test FROM "+d.database+
-		".drift_reports WHERE model = ? AND flagged = 1 AND run_at >= toDateTime(?) ORDER BY source, test",
-		model, since.Unix())
+// Alarms lists "drift <test> on <source>" for flagged drift reports and
+// "estimated accuracy on <source> …" for accuracy drops, as q asks.
+func (a *ClickHouseAlarms) Alarms(ctx context.Context, q AlarmQuery) ([]string, error) {
+	var out []string
+	if q.Drift {
+		drift, err := a.drift(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, drift...)
+	}
+	if q.MaxAccuracyDrop > 0 {
+		drops, err := a.accuracyDrops(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, drops...)
+	}
+	return out, nil
+}
+
+func (a *ClickHouseAlarms) drift(ctx context.Context, q AlarmQuery) ([]string, error) {
+	rows, err := a.conn.Query(ctx, "SELECT DISTINCT source, test FROM "+a.database+
+		".drift_reports WHERE model = ? AND model_version = ? AND flagged = 1 AND run_at >= toDateTime(?) ORDER BY source, test",
+		q.Model, q.Version, q.Since.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("query drift alarms: %w", err)
 	}
@@ -229,6 +277,39 @@ func (d *DriftAlarms) Alarms(ctx context.Context, model string, since time.Time)
 			return nil, fmt.Errorf("scan drift alarm: %w", err)
 		}
 		out = append(out, "drift "+test+" on "+source)
+	}
+	return out, rows.Err()
+}
+
+// accuracyDrops compares, per source, the promoted version's newest ATC
+// estimate with the previous version's last one before the promotion. ATC
+// needs no labels, so it speaks hours or days before realised accuracy can.
+func (a *ClickHouseAlarms) accuracyDrops(ctx context.Context, q AlarmQuery) ([]string, error) {
+	rows, err := a.conn.Query(ctx, `SELECT source,
+			argMaxIf(value, run_at, model_version = ? AND run_at >= toDateTime(?)) AS now,
+			argMaxIf(value, run_at, model_version = ? AND run_at < toDateTime(?)) AS before,
+			countIf(model_version = ? AND run_at >= toDateTime(?)) AS runs_now,
+			countIf(model_version = ? AND run_at < toDateTime(?)) AS runs_before
+		FROM `+a.database+`.drift_accuracy
+		WHERE model = ? AND method = 'atc' AND n >= ? AND isFinite(value)
+		GROUP BY source HAVING runs_now > 0 AND runs_before > 0 AND before - now > ?
+		ORDER BY source`,
+		q.Version, q.Since.Unix(), q.PreviousVersion, q.Since.Unix(), q.Version, q.Since.Unix(),
+		q.PreviousVersion, q.Since.Unix(), q.Model, q.MinSamples, q.MaxAccuracyDrop)
+	if err != nil {
+		return nil, fmt.Errorf("query accuracy estimates: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var source string
+		var now, before float64
+		var runsNow, runsBefore uint64
+		if err := rows.Scan(&source, &now, &before, &runsNow, &runsBefore); err != nil {
+			return nil, fmt.Errorf("scan accuracy estimate: %w", err)
+		}
+		out = append(out, fmt.Sprintf("estimated accuracy on %s %.3f for %s, was %.3f for %s",
+			source, now, q.Version, before, q.PreviousVersion))
 	}
 	return out, rows.Err()
 }

@@ -78,7 +78,7 @@ func runRouter(ctx context.Context, cfg config.Config, log *slog.Logger, _ []str
 	admin.Handle("/debug/pprof/", authn.Require(auth.RoleAdmin, http.HandlerFunc(pprof.Index)))
 	admin.Handle("/debug/pprof/profile", authn.Require(auth.RoleAdmin, http.HandlerFunc(pprof.Profile)))
 	admin.Handle("/", web.New(ctl, authn, log))
-	return serveRouter(ctx, cfg.Canary, log, rt, pub, ctl, rollout.NewDriftAlarms(conn, db), admin)
+	return serveRouter(ctx, cfg.Canary, log, rt, pub, ctl, rollout.NewClickHouseAlarms(conn, db), admin)
 }
 
 func serveRouter(ctx context.Context, cfg config.Canary, log *slog.Logger, rt *router.Router,

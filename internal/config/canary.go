@@ -105,6 +105,10 @@ type Rollout struct {
 	RollbackApprovalTTL    time.Duration `yaml:"rollback_approval_ttl"`
 	AlarmCheckInterval     time.Duration `yaml:"alarm_check_interval"`
 	ProposeRollbackOnDrift bool          `yaml:"propose_rollback_on_drift"`
+	// MaxEstimatedAccuracyDrop proposes a rollback when the promoted
+	// version's label-free accuracy estimate (ATC, from the drift job) on a
+	// source falls this far below the previous version's; 0 turns it off.
+	MaxEstimatedAccuracyDrop float64 `yaml:"max_estimated_accuracy_drop"`
 }
 
 func defaultCanary() Canary {
@@ -146,6 +150,8 @@ func defaultCanary() Canary {
 			RollbackApprovalTTL:    24 * time.Hour,
 			AlarmCheckInterval:     time.Minute,
 			ProposeRollbackOnDrift: true,
+
+			MaxEstimatedAccuracyDrop: 0.05,
 		},
 	}
 }
@@ -231,6 +237,9 @@ func (r *Rollout) Validate() []error {
 	}
 	if r.MinSamples < 1 || r.FailureLimit < 1 || r.MinLabelled < 1 {
 		errs = append(errs, errors.New("canary.rollout: min_samples, failure_limit and min_labelled must be ≥ 1"))
+	}
+	if r.MaxEstimatedAccuracyDrop < 0 || r.MaxEstimatedAccuracyDrop >= 1 {
+		errs = append(errs, fmt.Errorf("canary.rollout.max_estimated_accuracy_drop %v must be within [0,1) (0 turns the alarm off)", r.MaxEstimatedAccuracyDrop))
 	}
 	return errs
 }
