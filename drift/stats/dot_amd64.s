@@ -1,55 +1,5 @@
 #include "textflag.h"
 
-// func dotFMA(x, y []float64) float64
-// Four 4-wide accumulators hide the FMA latency; a scalar loop finishes the
-// last len%16 elements.
-TEXT ·dotFMA(SB), NOSPLIT, $0-56
-	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
-	MOVQ y_base+24(FP), DI
-	VXORPD Y0, Y0, Y0
-	VXORPD Y1, Y1, Y1
-	VXORPD Y2, Y2, Y2
-	VXORPD Y3, Y3, Y3
-	XORQ AX, AX
-	MOVQ CX, DX
-	ANDQ $-16, DX
-
-loop16:
-	CMPQ AX, DX
-	JGE  reduce
-	VMOVUPD (SI)(AX*8), Y4
-	VMOVUPD 32(SI)(AX*8), Y5
-	VMOVUPD 64(SI)(AX*8), Y6
-	VMOVUPD 96(SI)(AX*8), Y7
-	VFMADD231PD (DI)(AX*8), Y4, Y0
-	VFMADD231PD 32(DI)(AX*8), Y5, Y1
-	VFMADD231PD 64(DI)(AX*8), Y6, Y2
-	VFMADD231PD 96(DI)(AX*8), Y7, Y3
-	ADDQ $16, AX
-	JMP  loop16
-
-reduce:
-	VADDPD       Y1, Y0, Y0
-	VADDPD       Y3, Y2, Y2
-	VADDPD       Y2, Y0, Y0
-	VEXTRACTF128 $1, Y0, X1
-	VADDPD       X1, X0, X0
-	VHADDPD      X0, X0, X0
-
-tail:
-	CMPQ        AX, CX
-	JGE         done
-	VMOVSD      (SI)(AX*8), X1
-	VFMADD231SD (DI)(AX*8), X1, X0
-	INCQ        AX
-	JMP         tail
-
-done:
-	VZEROUPPER
-	MOVSD X0, ret+48(FP)
-	RET
-
 // func dot4FMA(x, m0, m1, m2, m3 []float64) (s0, s1, s2, s3 float64)
 // One load of x serves four products: the permutation loop is bound by
 // loads from L2, not by arithmetic.

@@ -5,32 +5,50 @@ import (
 	"testing"
 )
 
-func TestDotMatchesNaive(t *testing.T) {
+func TestDot4MatchesNaive(t *testing.T) { testDot4MatchesNaive(t) }
+
+func testDot4MatchesNaive(t *testing.T) {
 	rng := seeded(7)
+	vec := func(n int) []float64 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = rng.NormFloat64()
+		}
+		return v
+	}
 	for n := range 70 {
-		x, y := make([]float64, n), make([]float64, n+3)
-		for i := range x {
-			x[i], y[i] = rng.NormFloat64(), rng.NormFloat64()
-		}
-		var want float64
-		for i := range x {
-			want += x[i] * y[i]
-		}
-		if got := dot(x, y); math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
-			t.Errorf("n=%d: dot = %.17g, naive %.17g", n, got, want)
+		x := vec(n)
+		m := [4][]float64{vec(n + 3), vec(n), vec(n + 1), vec(n)}
+		s0, s1, s2, s3 := dot4(x, m[0], m[1], m[2], m[3])
+		for k, got := range [4]float64{s0, s1, s2, s3} {
+			var want float64
+			for i := range x {
+				want += x[i] * m[k][i]
+			}
+			if math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+				t.Errorf("n=%d slot %d: dot4 = %.17g, naive %.17g", n, k, got, want)
+			}
 		}
 	}
 }
 
-func TestDotOfIdenticalRowsIsExact(t *testing.T) {
+// The kernel matrix relies on ‖a‖²+‖b‖²−2a·b being exactly 0 for identical
+// rows, whichever slot of dot4 computed each term.
+func TestDot4OfIdenticalRowsIsExact(t *testing.T) {
 	rng := seeded(8)
-	a := make([]float64, 384)
+	a, other := make([]float64, 385), make([]float64, 385)
 	for i := range a {
-		a[i] = rng.NormFloat64()
+		a[i], other[i] = rng.NormFloat64(), rng.NormFloat64()
 	}
 	b := append([]float64(nil), a...)
-	if d := dot(a, a) + dot(b, b) - 2*dot(a, b); d != 0 {
-		t.Errorf("‖a‖²+‖b‖²−2a·b = %g for identical rows, want exactly 0", d)
+	norm, _, _, _ := dot4(a, a, a, a, a)
+	for k := range 4 {
+		m := [4][]float64{other, other, other, other}
+		m[k] = b
+		s0, s1, s2, s3 := dot4(a, m[0], m[1], m[2], m[3])
+		if d := 2*norm - 2*[4]float64{s0, s1, s2, s3}[k]; d != 0 {
+			t.Errorf("slot %d: ‖a‖²+‖b‖²−2a·b = %g for identical rows, want exactly 0", k, d)
+		}
 	}
 }
 

@@ -13,9 +13,9 @@ import (
 )
 
 // MMDMaxPooled caps n+m for MMDTest. The pooled kernel matrix is held in
-// memory as float64 (plus a half-size scratch copy while the bandwidth is
-// chosen), so peak memory is about 12·(n+m)² bytes: ~800 MB at the cap.
-// Callers with more data should subsample rather than have the process die.
+// memory as float64, so peak memory is about 8·(n+m)² bytes: ~540 MB at
+// the cap. Callers with more data should subsample rather than have the
+// process die.
 const MMDMaxPooled = 8192
 
 // MMDResult is the outcome of a kernel two-sample test.
