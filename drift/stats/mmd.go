@@ -170,15 +170,23 @@ func distanceRow(z [][]float64, norms, out []float64, i, from, to int) {
 // out round-robin because the triangular loops above make early rows the
 // expensive ones.
 func parallelRows(n int, row func(i int)) {
+	parallel(n, func(w, workers int) {
+		for i := w; i < n; i += workers {
+			row(i)
+		}
+	})
+}
+
+// parallel runs work(w, workers) for w in [0, workers) on its own goroutine,
+// with workers = min(GOMAXPROCS, n), and waits for all of them.
+func parallel(n int, work func(w, workers int)) {
 	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < n; i += workers {
-				row(i)
-			}
+			work(w, workers)
 		}()
 	}
 	wg.Wait()
@@ -239,26 +247,19 @@ func upperMedian(d []float64, n int) float64 {
 // bracket counts the upper-triangle pairs below lo and returns those in
 // [lo, hi], scanning rows in parallel.
 func bracket(d []float64, n int, lo, hi float64) (int, []float64) {
-	workers := runtime.GOMAXPROCS(0)
-	counts := make([]int, workers)
-	found := make([][]float64, workers)
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := w; i < n; i += workers {
-				for _, v := range d[i*n+i+1 : (i+1)*n] {
-					if v < lo {
-						counts[w]++
-					} else if v <= hi {
-						found[w] = append(found[w], v)
-					}
+	counts := make([]int, runtime.GOMAXPROCS(0))
+	found := make([][]float64, len(counts))
+	parallel(n, func(w, workers int) {
+		for i := w; i < n; i += workers {
+			for _, v := range d[i*n+i+1 : (i+1)*n] {
+				if v < lo {
+					counts[w]++
+				} else if v <= hi {
+					found[w] = append(found[w], v)
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	below := 0
 	for _, c := range counts {
 		below += c
@@ -443,24 +444,17 @@ func (ks *kernelSums) randomGroup(g, idx []int, picked []bool, rng *rand.Rand) {
 // counts those ≥ observed. Each worker takes an interleaved share of the
 // groups and evaluates them together in one pass over the kernel rows.
 func (ks *kernelSums) countAtLeast(observed float64, groups [][]int) int {
-	workers := min(runtime.GOMAXPROCS(0), len(groups))
 	stats := make([]float64, len(groups))
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var share [][]int
-			var idx []int
-			for p := w; p < len(groups); p += workers {
-				share, idx = append(share, groups[p]), append(idx, p)
-			}
-			for j, v := range ks.mmd2Batch(share) {
-				stats[idx[j]] = v
-			}
-		}()
-	}
-	wg.Wait()
+	parallel(len(groups), func(w, workers int) {
+		var share [][]int
+		var idx []int
+		for p := w; p < len(groups); p += workers {
+			share, idx = append(share, groups[p]), append(idx, p)
+		}
+		for j, v := range ks.mmd2Batch(share) {
+			stats[idx[j]] = v
+		}
+	})
 	count := 0
 	for _, v := range stats {
 		if v >= observed {
