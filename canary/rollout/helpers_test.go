@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -58,7 +59,8 @@ type env struct {
 	db     string
 	audit  *ClickHouseAudit
 	router *router.Router
-	srv    *httptest.Server
+	proxy  string // base URL of the router's listener
+	stop   func() // stops the router's listener
 	c      *Controller
 	now    time.Time
 	mu     sync.Mutex
@@ -96,8 +98,8 @@ func newEnv(t *testing.T, cfg config.Canary) *env {
 // a restarted process would.
 func (e *env) restart() {
 	t := e.t
-	if e.srv != nil {
-		e.srv.Close()
+	if e.stop != nil {
+		e.stop()
 	}
 	r, err := router.New(router.Options{Config: e.cfg, Registry: prometheus.NewRegistry(), Log: testenv.Logger(t)})
 	if err != nil {
@@ -107,14 +109,36 @@ func (e *env) restart() {
 	r.Start(ctx)
 	t.Cleanup(func() { cancel(); r.Wait() })
 	e.router = r
-	e.srv = httptest.NewServer(r)
-	t.Cleanup(e.srv.Close)
+	e.proxy, e.stop = serveProxy(t, r)
+	t.Cleanup(e.stop)
 	c, err := New(context.Background(), Options{Config: e.cfg, Router: r, Audit: e.audit,
 		Accuracy: NewClickHouseAccuracy(e.conn, e.db), Log: testenv.Logger(t), Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.c = c
+}
+
+// serveProxy serves r on a loopback port as `lookout router` does; stop
+// shuts it down (calling it again does nothing).
+func serveProxy(t *testing.T, r *router.Router) (url string, stop func()) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ln) }()
+	var once sync.Once
+	return "http://" + ln.Addr().String(), func() {
+		once.Do(func() {
+			if err := r.Shutdown(context.Background()); err != nil {
+				t.Error(err)
+			}
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
 }
 
 func (e *env) clock() time.Time {
@@ -133,7 +157,7 @@ func (e *env) advance(d time.Duration) {
 func (e *env) traffic(n int) map[string]int {
 	arms := map[string]int{}
 	for i := range n {
-		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/models/m:predict", strings.NewReader(`{"instances":[{}]}`))
+		req, _ := http.NewRequest("POST", e.proxy+"/v1/models/m:predict", strings.NewReader(`{"instances":[{}]}`))
 		req.Header.Set("X-Camera-Id", fmt.Sprint("cam-", i))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -1,15 +1,15 @@
 package router
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/lookout-dev/lookout/internal/event"
 	"github.com/lookout-dev/lookout/internal/testenv"
@@ -26,26 +26,15 @@ func (d *discardPublisher) Publish(p event.Prediction) bool {
 }
 
 // BenchmarkRouter measures one routed request end to end over loopback HTTP
-// (client → router → backend), with event extraction and encoding.
+// (net/http client → router's fasthttp listener → backend), with event
+// extraction and encoding.
 //
 //	go test -run '^$' -bench Router -benchtime 20000x ./canary/router/
 func BenchmarkRouter(b *testing.B) {
-	t := &testing.T{}
-	stable, canary := newFakeModel(t, "good"), newFakeModel(t, "dent")
-	defer stable.srv.Close()
-	defer canary.srv.Close()
-	cfg := testConfig(stable, canary)
+	stable, canary := newFakeModel(b, "good"), newFakeModel(b, "dent")
 	pub := &discardPublisher{}
-	r, err := New(Options{Config: cfg, Publisher: pub, Registry: prometheus.NewRegistry(), Log: testenv.Logger(b)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	r.Start(ctx)
+	r, srv := newTestRouter(b, testConfig(stable, canary), pub)
 	_ = r.SetRoute(Route{Stable: "stable", Canary: "canary", CanaryPercent: 10, RolloutID: "bench"})
-	srv := newServer(r)
-	defer srv.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	var n atomic.Int64
 	b.SetParallelism(4)
@@ -65,4 +54,29 @@ func BenchmarkRouter(b *testing.B) {
 			resp.Body.Close()
 		}
 	})
+}
+
+// BenchmarkBookkeeping measures what the router does per request beyond
+// proxying: extracting predictions, reading the image URI, building,
+// validating and encoding the event.
+//
+//	go test -run '^$' -bench Bookkeeping -benchmem ./canary/router/
+func BenchmarkBookkeeping(b *testing.B) {
+	cfg := testConfig(newFakeModel(b, "good"), newFakeModel(b, "good"))
+	kp := NewKafkaPublisher(nil, b.N+1, nil, testenv.Logger(b))
+	r, _ := newTestRouter(b, cfg, kp)
+	_ = r.SetRoute(Route{Stable: "stable", Canary: "canary", CanaryPercent: 10, RolloutID: "bench"})
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/v1/models/m:predict")
+	req.Header.Set("X-Camera-Id", "cam-7")
+	req.SetBodyString(`{"instances":[{"image_uri":"file:///images/part.png"}]}`)
+	resp.SetBodyString(`{"predictions":[{"probs":{"good":0.9,"dent":0.1}}]}`)
+	x := &exchange{req: req, resp: resp}
+	rt, be := r.route.Load(), r.backends["stable"]
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		r.after(x, rt, armStable, be, &call{status: 200, latency: time.Millisecond})
+	}
 }

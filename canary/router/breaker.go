@@ -39,19 +39,21 @@ func (b *breaker) allow() bool {
 	return true
 }
 
-// record reports a call's outcome.
-func (b *breaker) record(ok bool) {
+// record reports a call's outcome and returns whether the breaker is now open.
+func (b *breaker) record(ok bool) (open bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.trial = false
 	if ok {
 		b.consec = 0
-		return
+		return false
 	}
 	b.consec++
 	if b.consec >= b.failures {
 		b.openUntil = b.now().Add(b.openFor)
+		return true
 	}
+	return false
 }
 
 // open reports whether the breaker currently refuses calls.

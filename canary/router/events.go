@@ -1,9 +1,10 @@
 package router
 
 import (
-	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/lookout-dev/lookout/internal/event"
 )
@@ -14,18 +15,20 @@ type requestMeta struct {
 	imageURIs []string // per instance; a single value applies to all
 }
 
-func (r *Router) meta(req *http.Request, body []byte, key string) requestMeta {
-	m := requestMeta{source: req.Header.Get(r.cfg.SourceHeader)}
-	if m.source == "" {
-		m.source = req.Header.Get(r.cfg.KeyHeader)
+func (r *Router) meta(req *fasthttp.Request) requestMeta {
+	var m requestMeta
+	src := req.Header.Peek(r.sourceHeader)
+	if len(src) == 0 {
+		src = req.Header.Peek(r.keyHeader)
 	}
-	if m.source == "" {
-		m.source = "unknown"
+	m.source = "unknown"
+	if len(src) > 0 {
+		m.source = string(src)
 	}
-	if u := req.Header.Get(r.cfg.ImageURIHeader); u != "" {
-		m.imageURIs = []string{u}
+	if u := req.Header.Peek(r.imageHeader); len(u) > 0 {
+		m.imageURIs = []string{string(u)}
 	} else {
-		m.imageURIs = ImageURIs(body, r.cfg.ImageURIField)
+		m.imageURIs = ImageURIs(req.Body(), r.cfg.ImageURIField)
 	}
 	return m
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lookout-dev/lookout/internal/event"
 )
 
 func testutilValue(c *prometheus.CounterVec, label string) float64 {
@@ -73,5 +75,46 @@ func TestBucketIsStable(t *testing.T) {
 		if got, want := Bucket(c[0], c[1]), int(x%Buckets); got != want {
 			t.Errorf("Bucket(%q, %q) = %d, want %d", c[0], c[1], got, want)
 		}
+	}
+}
+
+func TestExtractShapes(t *testing.T) {
+	x := Extractor{Classes: []string{"good", "dent"}}
+	for _, c := range []struct {
+		name, body string
+		want       []Output
+	}{
+		{"probabilities array", `{"predictions":[{"probabilities":[0.2,0.8]}]}`,
+			[]Output{{Class: "dent", Probs: map[string]float64{"good": 0.2, "dent": 0.8}}}},
+		{"class wins over argmax", `{"predictions":[{"predicted_class":"good","probs":{"good":0.1,"dent":0.9}}]}`,
+			[]Output{{Class: "good", Probs: map[string]float64{"good": 0.1, "dent": 0.9}}}},
+		{"null probs", `{"predictions":[{"label":"x","probs":null}]}`, []Output{{Class: "x"}}},
+		{"boxes", `{"predictions":[{"boxes":[{"class":"dent","score":0.7,"xyxy":[1,2,3,4]}]}]}`,
+			[]Output{{Boxes: []event.Box{{Class: "dent", Score: 0.7, XYXY: [4]float64{1, 2, 3, 4}}}}}},
+		{"escaped names", `{"predictions":[{"probs":{"a\"b":1}}]}`,
+			[]Output{{Class: `a"b`, Probs: map[string]float64{`a"b`: 1}}}},
+		{"empty", `{"predictions":[]}`, []Output{}},
+		{"v2 1-d", `{"outputs":[{"name":"p","shape":[2],"datatype":"FP32","data":[0.3,0.7]}]}`,
+			[]Output{{Class: "dent", Probs: map[string]float64{"good": 0.3, "dent": 0.7}}}},
+	} {
+		got, err := x.Extract([]byte(c.body))
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %+v %v, want %+v", c.name, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{`[1]`, `{"predictions":{}}`, `{"predictions":[true]}`, `{"predictions":[{"probs":"x"}]}`,
+		`{"predictions":[{"probs":{"a":"x"}}]}`, `{"predictions":[{"boxes":[{"xyxy":[1]}]}]}`, `{"predictions":[[1,"a"]]}`,
+		`{"outputs":[{"name":"p","shape":[2,2],"datatype":"FP32","data":[1,2,3]}]}`, `not json`} {
+		if got, err := x.Extract([]byte(bad)); err == nil {
+			t.Errorf("%s: accepted as %+v", bad, got)
+		}
+	}
+	// Strings handed out must not alias the parser's buffers, which the next parse reuses.
+	first, _ := x.Extract([]byte(`{"predictions":["zzz-first"]}`))
+	_, _ = x.Extract([]byte(`{"predictions":["yyy-other"]}`))
+	uris := ImageURIs([]byte(`{"instances":[{"image_uri":"file:///keep.png"}]}`), "image_uri")
+	_ = ImageURIs([]byte(`{"instances":[{"image_uri":"file:///XXXX.png"}]}`), "image_uri")
+	if first[0].Class != "zzz-first" || uris[0] != "file:///keep.png" {
+		t.Errorf("strings changed after the next parse: %q %q", first[0].Class, uris[0])
 	}
 }

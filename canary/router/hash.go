@@ -9,7 +9,11 @@ const Buckets = 10000
 // key's bucket never changes: raising the weight only moves keys from stable
 // to canary, never back. FNV-1a alone mixes the high bits poorly for short,
 // similar keys (cam-1, cam-2, …), so a splitmix64 finaliser follows.
-func Bucket(rolloutID, key string) int {
+func Bucket(rolloutID, key string) int { return bucket(rolloutID, key) }
+
+// bucket is Bucket for a key held as a string or as bytes (a request header
+// value), so the hot path needs no conversion.
+func bucket[K string | []byte](rolloutID string, key K) int {
 	// FNV-1a by hand: hash/fnv would allocate a hasher per request.
 	const offset, prime = 14695981039346656037, 1099511628211
 	x := uint64(offset)

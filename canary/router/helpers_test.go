@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
@@ -26,7 +27,7 @@ type fakeModel struct {
 	block  chan struct{} // when non-nil, requests wait for it to close
 }
 
-func newFakeModel(t *testing.T, class string) *fakeModel {
+func newFakeModel(t testing.TB, class string) *fakeModel {
 	m := &fakeModel{}
 	m.class.Store(class)
 	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,7 +82,16 @@ func testConfig(stable, canary *fakeModel) config.Canary {
 	return c
 }
 
-func newTestRouter(t *testing.T, cfg config.Canary, pub Publisher) (*Router, *httptest.Server) {
+// proxyServer is a router serving on a real loopback listener, as
+// `lookout router` runs it.
+type proxyServer struct {
+	URL  string
+	done chan error
+}
+
+// newTestRouter starts a router on its fasthttp listener; tests call it with
+// net/http clients, as real callers would.
+func newTestRouter(t testing.TB, cfg config.Canary, pub Publisher) (*Router, *proxyServer) {
 	t.Helper()
 	r, err := New(Options{Config: cfg, Publisher: pub, Registry: prometheus.NewRegistry(), Log: testenv.Logger(t)})
 	if err != nil {
@@ -89,18 +99,34 @@ func newTestRouter(t *testing.T, cfg config.Canary, pub Publisher) (*Router, *ht
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r.Start(ctx)
-	srv := httptest.NewServer(r)
+	srv := serveProxy(t, r)
 	t.Cleanup(func() {
-		srv.Close()
+		shutdown, stop := context.WithTimeout(context.Background(), 10*time.Second)
+		defer stop()
+		if err := r.Shutdown(shutdown); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		if err := <-srv.done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
 		cancel()
 		r.Wait()
 	})
 	return r, srv
 }
 
+func serveProxy(t testing.TB, r *Router) *proxyServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &proxyServer{URL: "http://" + ln.Addr().String(), done: make(chan error, 1)}
+	go func() { srv.done <- r.Serve(ln) }()
+	return srv
+}
+
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testenv.Eventually(t, 10*time.Second, what, cond)
 }
-
-func newServer(h http.Handler) *httptest.Server { return httptest.NewServer(h) }

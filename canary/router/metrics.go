@@ -1,6 +1,12 @@
 package router
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lookout-dev/lookout/internal/event"
+)
 
 // metrics are the router's Prometheus series. Labels are bounded: arm is
 // stable|canary|shadow, backend comes from configuration, outcome and reason
@@ -63,15 +69,86 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func codeClass(code int) string {
+// Arm indexes: the per-backend metric handles are kept in arrays so the hot
+// path looks nothing up by label.
+const (
+	armStable = iota
+	armCanary
+	armShadow
+	numArms
+)
+
+var armNames = [numArms]string{event.ArmStable, event.ArmCanary, event.ArmShadow}
+
+// Outcome indexes of lookout_router_requests_total and reason indexes of
+// lookout_router_errors_total.
+const (
+	code2xx = iota
+	code3xx
+	code4xx
+	code5xx
+	codeCanceled
+	numCodes
+)
+
+var codeNames = [numCodes]string{"2xx", "3xx", "4xx", "5xx", "canceled"}
+
+const (
+	reasonTimeout = iota
+	reasonTransport
+	reason5xx
+	reasonTooLarge
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"timeout", "transport", "status_5xx", "too_large"}
+
+// armMetrics are the series of one arm × backend. Children are created on
+// first use, so /metrics only lists what happened.
+type armMetrics struct {
+	latency prometheus.Observer
+	codes   [numCodes]lazyCounter
+	errors  [numReasons]lazyCounter
+}
+
+func newArmMetrics(m *metrics, arm, backend string) *armMetrics {
+	a := &armMetrics{latency: m.latency.WithLabelValues(arm, backend)}
+	for i := range a.codes {
+		a.codes[i] = lazyCounter{vec: m.requests, labels: []string{arm, backend, codeNames[i]}}
+	}
+	for i := range a.errors {
+		a.errors[i] = lazyCounter{vec: m.errors, labels: []string{arm, backend, reasonNames[i]}}
+	}
+	return a
+}
+
+// lazyCounter is one child of a CounterVec, resolved on first use.
+type lazyCounter struct {
+	vec    *prometheus.CounterVec
+	labels []string
+	c      atomic.Pointer[prometheus.Counter]
+}
+
+func (l *lazyCounter) Inc() {
+	c := l.c.Load()
+	if c == nil {
+		cc := l.vec.WithLabelValues(l.labels...)
+		c = &cc
+		l.c.Store(c)
+	}
+	(*c).Inc()
+}
+
+// codeIndex maps an HTTP status to its outcome index.
+func codeIndex(code int) int {
 	switch {
 	case code >= 500:
-		return "5xx"
+		return code5xx
 	case code >= 400:
-		return "4xx"
+		return code4xx
 	case code >= 300:
-		return "3xx"
+		return code3xx
 	default:
-		return "2xx"
+		return code2xx
 	}
 }

@@ -32,11 +32,19 @@ type KafkaPublisher struct {
 	queue  chan kafka.Message
 	log    *slog.Logger
 	events *prometheus.CounterVec
-	done   chan struct{}
+	// Outcome counters, resolved once: Publish runs per routed request.
+	queued, dropped, invalid, published, failed prometheus.Counter
+	done                                        chan struct{}
 }
 
-// maxPublishBatch bounds one WriteMessages call.
-const maxPublishBatch = 500
+// maxPublishBatch bounds one WriteMessages call; publishLinger is how long
+// Run waits for a batch to fill. Events are for monitoring, so 20 ms more
+// delay is free, while bigger batches mean fewer produce requests: less CPU
+// in the router and in the brokers per event.
+const (
+	maxPublishBatch = 1000
+	publishLinger   = 20 * time.Millisecond
+)
 
 // NewKafkaPublisher returns a publisher writing to w with a queue of size
 // messages. Run must be called to drain it. events (may be nil) counts
@@ -45,22 +53,28 @@ func NewKafkaPublisher(w MessageWriter, size int, events *prometheus.CounterVec,
 	if events == nil {
 		events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lookout_router_events_total"}, []string{"outcome"})
 	}
-	return &KafkaPublisher{w: w, queue: make(chan kafka.Message, size), log: log, events: events, done: make(chan struct{})}
+	return &KafkaPublisher{w: w, queue: make(chan kafka.Message, size), log: log, events: events, done: make(chan struct{}),
+		queued: events.WithLabelValues("queued"), dropped: events.WithLabelValues("dropped_queue_full"),
+		invalid: events.WithLabelValues("invalid"), published: events.WithLabelValues("published"),
+		failed: events.WithLabelValues("failed")}
 }
 
-// Publish encodes p and queues it, keyed by event id.
+// Publish encodes p (the bytes p.Encode gives) and queues it, keyed by event id.
 func (k *KafkaPublisher) Publish(p event.Prediction) bool {
-	b, err := p.Encode()
+	// One allocation holds the key and the value.
+	b, err := appendPrediction(make([]byte, 0, 512), &p)
 	if err != nil {
-		k.events.WithLabelValues("invalid").Inc()
+		k.invalid.Inc()
 		return false
 	}
+	n := len(b)
+	b = append(b, p.EventID...)
 	select {
-	case k.queue <- kafka.Message{Key: []byte(p.EventID), Value: b}:
-		k.events.WithLabelValues("queued").Inc()
+	case k.queue <- kafka.Message{Key: b[n:len(b):len(b)], Value: b[:n:n]}:
+		k.queued.Inc()
 		return true
 	default:
-		k.events.WithLabelValues("dropped_queue_full").Inc()
+		k.dropped.Inc()
 		return false
 	}
 }
@@ -70,10 +84,12 @@ func (k *KafkaPublisher) Publish(p event.Prediction) bool {
 func (k *KafkaPublisher) Run(ctx context.Context) {
 	defer close(k.done)
 	batch := make([]kafka.Message, 0, maxPublishBatch)
+	linger := time.NewTimer(publishLinger)
+	linger.Stop()
 	for {
 		select {
 		case m := <-k.queue:
-			batch = k.fill(append(batch[:0], m))
+			batch = k.collect(ctx, linger, append(batch[:0], m))
 			k.write(context.WithoutCancel(ctx), batch)
 		case <-ctx.Done():
 			flush, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -87,6 +103,24 @@ func (k *KafkaPublisher) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// collect adds queued events for up to publishLinger, until the batch is
+// full or ctx is cancelled.
+func (k *KafkaPublisher) collect(ctx context.Context, linger *time.Timer, batch []kafka.Message) []kafka.Message {
+	linger.Reset(publishLinger)
+	defer linger.Stop()
+	for len(batch) < maxPublishBatch {
+		select {
+		case m := <-k.queue:
+			batch = append(batch, m)
+		case <-linger.C:
+			return batch
+		case <-ctx.Done():
+			return batch
+		}
+	}
+	return batch
 }
 
 // fill adds whatever is queued, up to maxPublishBatch, without waiting.
@@ -106,11 +140,11 @@ func (k *KafkaPublisher) write(ctx context.Context, batch []kafka.Message) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := k.w.WriteMessages(ctx, batch...); err != nil {
-		k.events.WithLabelValues("failed").Add(float64(len(batch)))
+		k.failed.Add(float64(len(batch)))
 		k.log.Warn("publish prediction events", "n", len(batch), "err", err)
 		return
 	}
-	k.events.WithLabelValues("published").Add(float64(len(batch)))
+	k.published.Add(float64(len(batch)))
 }
 
 // Done is closed when Run has returned.

@@ -1,26 +1,22 @@
 package router
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/lookout-dev/lookout/internal/config"
-	"github.com/lookout-dev/lookout/internal/event"
 )
 
 // Route says where traffic goes. The zero Canary means "stable only".
@@ -34,11 +30,18 @@ type Route struct {
 	RolloutID     string  `json:"rollout_id,omitempty"`
 }
 
-// backend is one model server with its breaker.
+// backend is one model server with its connection pool, breaker and
+// metric handles.
 type backend struct {
 	config.CanaryBackend
-	base    *url.URL
-	breaker *breaker
+	client *fasthttp.HostClient
+	// host is the Host header and URI host sent; prefix is the base URL's
+	// path, prepended to the caller's path (empty when the base is "/").
+	host, prefix string
+	https        bool
+	breaker      *breaker
+	breakerOpen  prometheus.Gauge
+	arms         [numArms]*armMetrics
 }
 
 // route is a Route resolved to backends; it is immutable once published.
@@ -54,22 +57,32 @@ type Options struct {
 	Publisher Publisher // nil: no events
 	Registry  prometheus.Registerer
 	Log       *slog.Logger
-	// Transport overrides the HTTP transport to the backends (tests, benchmarks).
-	Transport http.RoundTripper
 }
 
-// Router is the canary reverse proxy. It is an http.Handler.
+// Router is the canary reverse proxy. Its proxy listener runs on fasthttp
+// (Serve, Shutdown, Handler): at thousands of requests per second the
+// net/http server and client cost several times nginx's CPU per request.
 type Router struct {
 	cfg      config.Canary
 	backends map[string]*backend
 	route    atomic.Pointer[route]
-	client   *http.Client
 	pub      Publisher
 	extract  Extractor
 	window   *Window
 	shadow   *shadowPool
 	m        *metrics
 	log      *slog.Logger
+	server   *fasthttp.Server
+	// srvMu guards listeners and closing, so Shutdown also stops a Serve
+	// that started just before it.
+	srvMu     sync.Mutex
+	listeners []net.Listener
+	closing   bool
+	// prefixed: some backend URL has a path, so the caller's path is kept
+	// aside to build each backend's.
+	prefixed bool
+	// Header names, resolved once.
+	keyHeader, sourceHeader, imageHeader, idHeader string
 }
 
 // New returns a router sending everything to cfg.Stable until SetRoute says
@@ -84,29 +97,20 @@ func New(o Options) (*Router, error) {
 		m:        newMetrics(o.Registry),
 		log:      o.Log,
 	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	r.keyHeader, r.sourceHeader = o.Config.KeyHeader, o.Config.SourceHeader
+	r.imageHeader, r.idHeader = o.Config.ImageURIHeader, o.Config.EventIDHeader
 	for _, b := range o.Config.Backends {
-		u, err := url.Parse(b.URL)
+		be, err := r.newBackend(b)
 		if err != nil {
-			return nil, fmt.Errorf("backend %s: %w", b.Name, err)
+			return nil, err
 		}
-		r.backends[b.Name] = &backend{CanaryBackend: b, base: u,
-			breaker: newBreaker(o.Config.BreakerFailures, o.Config.BreakerOpenFor)}
+		r.backends[b.Name] = be
+		r.prefixed = r.prefixed || be.prefix != ""
 	}
-	tr := o.Transport
-	if tr == nil {
-		tr = &http.Transport{
-			// Never an environment proxy: backends are addressed directly.
-			Proxy: nil,
-			// Pass Accept-Encoding through untouched instead of negotiating gzip.
-			DisableCompression:  true,
-			DialContext:         (&net.Dialer{Timeout: o.Config.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:        1024,
-			MaxIdleConnsPerHost: 512,
-			IdleConnTimeout:     90 * time.Second,
-		}
-	}
-	r.client = &http.Client{Transport: tr, Timeout: o.Config.Timeout,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r.server = r.newServer()
 	r.shadow = newShadowPool(r, o.Config.ShadowQueue, o.Config.ShadowWorkers)
 	if err := r.SetRoute(Route{Stable: o.Config.Stable}); err != nil {
 		return nil, err
@@ -171,223 +175,145 @@ func (r *Router) Backend(name string) (config.CanaryBackend, bool) {
 	return b.CanaryBackend, true
 }
 
-// pick chooses the arm for key under rt.
-func (rt *route) pick(key string) (string, *backend) {
-	if rt.canary != nil && rt.bound > 0 && Bucket(rt.RolloutID, key) < rt.bound {
-		return event.ArmCanary, rt.canary
+// pick chooses the arm (armStable or armCanary) for key under rt.
+func pick[K string | []byte](rt *route, key K) (int, *backend) {
+	if rt.canary != nil && rt.bound > 0 && bucket(rt.RolloutID, key) < rt.bound {
+		return armCanary, rt.canary
 	}
-	return event.ArmStable, rt.stable
+	return armStable, rt.stable
 }
 
 // Assign reports the arm the current route gives key (for tests and the admin API).
 func (r *Router) Assign(key string) string {
-	arm, _ := r.route.Load().pick(key)
-	return arm
+	arm, _ := pick(r.route.Load(), key)
+	return armNames[arm]
 }
 
-// call is one backend exchange, buffered: model responses are small JSON and
-// reading them whole lets the router extract predictions and retry safely.
-type call struct {
-	status  int
-	header  http.Header
-	body    []byte
-	latency time.Duration
-	err     error
-	reason  string
-}
-
-func (c *call) failed() bool { return c.err != nil || c.status >= 500 }
-
-// ServeHTTP routes one inference request.
-func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+// newBackend resolves a configured backend to its connection pool.
+func (r *Router) newBackend(b config.CanaryBackend) (*backend, error) {
+	u, err := url.Parse(b.URL)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+		return nil, fmt.Errorf("backend %s: %w", b.Name, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("backend %s: url %q is not http(s)://host[:port][/path]", b.Name, b.URL)
+	}
+	addr := u.Host
+	if u.Port() == "" {
+		addr += map[string]string{"http": ":80", "https": ":443"}[u.Scheme]
+	}
+	be := &backend{CanaryBackend: b, host: u.Host, prefix: strings.TrimSuffix(u.Path, "/"), https: u.Scheme == "https",
+		breaker:     newBreaker(r.cfg.BreakerFailures, r.cfg.BreakerOpenFor),
+		breakerOpen: r.m.breaker.WithLabelValues(b.Name)}
+	for i := range be.arms {
+		be.arms[i] = newArmMetrics(r.m, armNames[i], b.Name)
+	}
+	be.client = &fasthttp.HostClient{
+		Addr:  addr,
+		IsTLS: be.https,
+		// A proxy passes what it got: no User-Agent of its own, the path
+		// as sent.
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		MaxConns:                 1024,
+		MaxConnWaitTimeout:       r.cfg.Timeout,
+		MaxIdleConnDuration:      30 * time.Second,
+		MaxResponseBodySize:      int(r.cfg.MaxBodyBytes),
+		ReadBufferSize:           8 << 10, // response headers up to 8 KiB
+		// One resend, and only when a kept-alive connection turned out to be
+		// closed by the backend before it answered (it idled out): the
+		// request is buffered, and inference has no side effects.
+		MaxIdemponentCallAttempts: 2,
+		RetryIfErr: func(_ *fasthttp.Request, _ int, err error) (bool, bool) {
+			return false, errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF)
+		},
+	}
+	return be, nil
+}
+
+// newServer returns the fasthttp server for the proxy listener.
+func (r *Router) newServer() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler: r.Handler,
+		// Request headers up to 8 KiB, as nginx's default; fasthttp's is 4.
+		ReadBufferSize:     8 << 10,
+		MaxRequestBodySize: int(r.cfg.MaxBodyBytes),
+		// The whole request must arrive within this; keep-alive connections
+		// may idle longer.
+		ReadTimeout:  max(10*time.Second, r.cfg.Timeout),
+		WriteTimeout: max(10*time.Second, r.cfg.Timeout),
+		IdleTimeout:  2 * time.Minute,
+		// Backend answers carry their own headers; do not add ours.
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		NoDefaultDate:                true,
+		DisablePreParseMultipartForm: true,
+		ErrorHandler:                 serverError,
+		Logger:                       slogLogger{r.log},
+	}
+}
+
+// serverError answers requests fasthttp refused before the handler ran.
+func serverError(ctx *fasthttp.RequestCtx, err error) {
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
+	case errors.As(err, &small):
+		ctx.Error("request header too large", fasthttp.StatusRequestHeaderFieldsTooLarge)
+	default:
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			ctx.Error("request timeout", fasthttp.StatusRequestTimeout)
 			return
 		}
-		http.Error(w, "read request body", http.StatusBadRequest)
-		return
-	}
-	rt := r.route.Load()
-	key := r.key(req)
-	arm, be := rt.pick(key)
-	if arm == event.ArmCanary && !be.breaker.allow() {
-		r.m.fallbacks.WithLabelValues(be.Name).Inc()
-		arm, be = event.ArmStable, rt.stable
-	}
-	c := r.do(req.Context(), be, arm, req, body)
-	if c.reason == "canceled" {
-		r.m.requests.WithLabelValues(arm, be.Name, "canceled").Inc()
-		return
-	}
-	if c.failed() && arm == event.ArmCanary && r.cfg.RetryOnStable {
-		// The canary's failure still counts against it in analysis.
-		r.window.observe(arm, false, c.latency, nil)
-		r.m.retries.Inc()
-		arm, be = event.ArmStable, rt.stable
-		c = r.do(req.Context(), be, arm, req, body)
-	}
-	if c.err != nil {
-		code := http.StatusBadGateway
-		if c.reason == "timeout" {
-			code = http.StatusGatewayTimeout
-		}
-		r.m.requests.WithLabelValues(arm, be.Name, codeClass(code)).Inc()
-		http.Error(w, "model backend unavailable", code)
-		return
-	}
-	r.respond(w, arm, be, c)
-	// Hand the answer to the caller now; the bookkeeping below (events,
-	// analysis, shadow) must not add to its latency.
-	if f, ok := w.(http.Flusher); ok {
-		f.Flush()
-	}
-	r.m.requests.WithLabelValues(arm, be.Name, codeClass(c.status)).Inc()
-	r.after(req, body, rt, arm, be, key, c)
-}
-
-// after does the bookkeeping once the caller has its answer.
-func (r *Router) after(req *http.Request, body []byte, rt *route, arm string, be *backend, key string, c *call) {
-	var outs []Output
-	if !c.failed() && c.status < 300 {
-		var err error
-		if outs, err = r.extract.Extract(c.body); err != nil {
-			r.m.events.WithLabelValues("unparsed").Inc()
-			r.log.Debug("no predictions in response", "backend", be.Name, "err", err)
-		}
-	}
-	r.window.observe(arm, !c.failed(), c.latency, outs)
-	reqID := r.requestID(req)
-	meta := r.meta(req, body, key)
-	r.emit(outs, meta, reqID, be, arm, rt.RolloutID, c.latency)
-	if arm == event.ArmStable && rt.canary != nil && rt.ShadowPercent > 0 && shadowPick(reqID, rt.ShadowPercent) {
-		r.shadow.enqueue(shadowJob{req: req.Clone(context.Background()), body: body, rt: rt, stable: outs,
-			meta: meta, reqID: reqID})
+		ctx.Error("bad request", fasthttp.StatusBadRequest)
 	}
 }
 
-func shadowPick(reqID string, percent float64) bool {
-	return Bucket("shadow", reqID) < threshold(percent)
+// slogLogger routes fasthttp's own messages (connection errors) to slog at
+// debug level: they are the caller's problems, not the router's.
+type slogLogger struct{ log *slog.Logger }
+
+func (l slogLogger) Printf(format string, args ...any) {
+	l.log.Debug("proxy server", "msg", fmt.Sprintf(format, args...))
 }
 
-func (r *Router) respond(w http.ResponseWriter, arm string, be *backend, c *call) {
-	h := w.Header()
-	for k, vs := range c.header {
-		if hopHeader(k) {
-			continue
-		}
-		h[k] = vs
+// Serve accepts inference requests on ln until Shutdown; it returns nil
+// after Shutdown.
+func (r *Router) Serve(ln net.Listener) error {
+	r.srvMu.Lock()
+	if r.closing {
+		r.srvMu.Unlock()
+		return ln.Close()
 	}
-	h.Set("X-Lookout-Arm", arm)
-	h.Set("X-Lookout-Backend", be.Name)
-	h.Set("Content-Length", fmt.Sprint(len(c.body)))
-	w.WriteHeader(c.status)
-	_, _ = w.Write(c.body)
+	r.listeners = append(r.listeners, ln)
+	r.srvMu.Unlock()
+	err := r.server.Serve(ln)
+	r.srvMu.Lock()
+	closing := r.closing
+	r.srvMu.Unlock()
+	if err != nil && !(closing && errors.Is(err, net.ErrClosed)) {
+		return fmt.Errorf("serve proxy on %s: %w", ln.Addr(), err)
+	}
+	return nil
 }
 
-// do sends the buffered request to be and records metrics and the breaker.
-func (r *Router) do(ctx context.Context, be *backend, arm string, in *http.Request, body []byte) *call {
-	start := time.Now()
-	c := r.send(ctx, be, in, body)
-	c.latency = time.Since(start)
-	if c.err != nil && ctx.Err() != nil {
-		// The caller went away: not the backend's fault, so neither the
-		// breaker nor the error metrics hear of it.
-		c.reason = "canceled"
-		return c
+// Shutdown stops accepting requests and waits, up to ctx, for the requests
+// in flight to finish; idle keep-alive connections are closed.
+func (r *Router) Shutdown(ctx context.Context) error {
+	r.srvMu.Lock()
+	r.closing = true
+	lns := r.listeners
+	r.srvMu.Unlock()
+	err := r.server.ShutdownWithContext(ctx)
+	// A Serve that had not yet handed its listener to fasthttp would miss
+	// the shutdown: closing the listener stops it too.
+	for _, ln := range lns {
+		_ = ln.Close()
 	}
-	be.breaker.record(!c.failed())
-	r.m.breaker.WithLabelValues(be.Name).Set(b2f(be.breaker.open()))
-	r.m.latency.WithLabelValues(arm, be.Name).Observe(c.latency.Seconds())
-	if c.failed() {
-		if c.reason == "" {
-			c.reason = "status_5xx"
-		}
-		r.m.errors.WithLabelValues(arm, be.Name, c.reason).Inc()
-	}
-	return c
-}
-
-func (r *Router) send(ctx context.Context, be *backend, in *http.Request, body []byte) *call {
-	u := *be.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + in.URL.Path
-	u.RawQuery = in.URL.RawQuery
-	out, err := http.NewRequestWithContext(ctx, in.Method, u.String(), bytes.NewReader(body))
 	if err != nil {
-		return &call{err: err, reason: "transport"}
+		return fmt.Errorf("shut down proxy: %w", err)
 	}
-	for k, vs := range in.Header {
-		if !hopHeader(k) {
-			out.Header[k] = vs
-		}
-	}
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		out.Header.Set("X-Forwarded-For", ip)
-	}
-	resp, err := r.client.Do(out)
-	if err != nil {
-		reason := "transport"
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			reason = "timeout"
-		}
-		return &call{err: err, reason: reason}
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, r.cfg.MaxBodyBytes+1))
-	switch {
-	case err != nil:
-		return &call{err: err, reason: "transport"}
-	case int64(len(b)) > r.cfg.MaxBodyBytes:
-		return &call{err: errors.New("response too large"), reason: "too_large"}
-	}
-	return &call{status: resp.StatusCode, header: resp.Header, body: b}
-}
-
-// key is the sticky routing key: the configured header, else the client address.
-func (r *Router) key(req *http.Request) string {
-	if k := req.Header.Get(r.cfg.KeyHeader); k != "" {
-		return k
-	}
-	if host, _, err := net.SplitHostPort(req.RemoteAddr); err == nil {
-		return host
-	}
-	return req.RemoteAddr
-}
-
-// idPrefix makes generated request ids unique across processes and restarts;
-// a counter makes them unique within one, without a random read per request.
-var (
-	idPrefix  = randomPrefix()
-	idCounter atomic.Uint64
-)
-
-func randomPrefix() string {
-	b := make([]byte, 8)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b) + "-"
-}
-
-func (r *Router) requestID(req *http.Request) string {
-	if id := req.Header.Get(r.cfg.EventIDHeader); id != "" && len(id) <= 200 {
-		return id
-	}
-	return idPrefix + strconv.FormatUint(idCounter.Add(1), 36)
-}
-
-var hopHeaders = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
-	"Content-Length": true,
-}
-
-func hopHeader(k string) bool { return hopHeaders[http.CanonicalHeaderKey(k)] }
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
+	return nil
 }

@@ -5,13 +5,20 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lookout-dev/lookout/internal/testenv"
 )
 
 func post(t *testing.T, url, key string) *http.Response {
@@ -266,5 +273,165 @@ func TestCallerCancelDoesNotCountAgainstTheBackend(t *testing.T) {
 	}
 	if resp := post(t, srv.URL, "cam-1"); resp.Header.Get("X-Lookout-Backend") != "canary" {
 		t.Errorf("next request went to %s, want canary", resp.Header.Get("X-Lookout-Backend"))
+	}
+}
+
+// The proxy forwards method, path, query, body and end-to-end headers, sets
+// X-Forwarded-For and the backend's Host, and strips hop-by-hop headers in
+// both directions; the caller's Connection: close closes only its own
+// connection.
+func TestProxyHeaders(t *testing.T) {
+	var got atomic.Pointer[http.Request]
+	var gotBody atomic.Value
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody.Store(string(b))
+		got.Store(r)
+		w.Header().Set("Keep-Alive", "timeout=5")
+		w.Header().Set("X-Model", "m1")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(201)
+		fmt.Fprint(w, `{"predictions":["good"]}`)
+	}))
+	defer backend.Close()
+	cfg := testConfig(newFakeModel(t, "good"), newFakeModel(t, "good"))
+	cfg.Backends[0].URL = backend.URL
+	_, srv := newTestRouter(t, cfg, nil)
+	req, _ := http.NewRequest("PUT", srv.URL+"/v2/models/m%2Fx/infer?a=1&b=2", strings.NewReader(`{"x":1}`))
+	req.Header.Set("X-Camera-Id", "cam-1")
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	req.Header.Set("Proxy-Authorization", "secret")
+	req.Header.Set("Te", "trailers")
+	req.Header.Set("Accept-Encoding", "gzip")
+	big := strings.Repeat("b", 6000) // over fasthttp's default 4 KiB header buffer
+	req.Header.Set("X-Big", big)
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	in := got.Load()
+	switch {
+	case resp.StatusCode != 201 || string(body) != `{"predictions":["good"]}`:
+		t.Errorf("answer %d %q", resp.StatusCode, body)
+	case resp.Header.Get("X-Model") != "m1" || resp.Header.Get("Content-Type") != "application/json" ||
+		resp.Header.Get("X-Lookout-Arm") != "stable" || resp.Header.Get("X-Lookout-Backend") != "stable":
+		t.Errorf("response headers %v", resp.Header)
+	case resp.Header.Get("Keep-Alive") != "" || len(resp.Header.Values("Date")) > 1:
+		t.Errorf("hop-by-hop or duplicate headers in the answer: %v", resp.Header)
+	case !resp.Close:
+		t.Error("the caller asked for Connection: close and the router kept its connection open")
+	case in == nil:
+		t.Fatal("backend not called")
+	case in.Method != "PUT" || in.URL.RawPath != "/v2/models/m%2Fx/infer" || in.URL.RawQuery != "a=1&b=2" || gotBody.Load() != `{"x":1}`:
+		t.Errorf("backend got %s %s ? %s body %q", in.Method, in.URL.RawPath, in.URL.RawQuery, gotBody.Load())
+	case in.Host != strings.TrimPrefix(backend.URL, "http://"):
+		t.Errorf("backend got Host %q, want its own", in.Host)
+	case in.Header.Get("X-Forwarded-For") != "127.0.0.1" || in.Header.Get("X-Camera-Id") != "cam-1" ||
+		in.Header.Get("Accept-Encoding") != "gzip" || in.Header.Get("X-Big") != big:
+		t.Errorf("backend got headers %v", in.Header)
+	case in.Header.Get("Content-Type") != "" || resp.Header.Get("Server") != "":
+		t.Errorf("the router added headers: to the backend %v, to the caller %v", in.Header, resp.Header)
+	case in.Header.Get("Proxy-Authorization") != "" || in.Header.Get("Te") != "" || in.Close:
+		t.Errorf("hop-by-hop headers reached the backend: %v (close %v)", in.Header, in.Close)
+	}
+}
+
+// Backend timeouts answer 504, unreachable backends 502; both count as the
+// backend's errors.
+func TestBackendFailures(t *testing.T) {
+	stable, canary := newFakeModel(t, "good"), newFakeModel(t, "good")
+	stable.block = make(chan struct{})
+	cfg := testConfig(stable, canary)
+	cfg.Timeout = 200 * time.Millisecond
+	r, srv := newTestRouter(t, cfg, nil)
+	if resp := post(t, srv.URL, "cam-1"); resp.StatusCode != http.StatusGatewayTimeout {
+		t.Errorf("slow backend: status %d, want 504", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(r.m.errors.WithLabelValues("stable", "stable", "timeout")); got != 1 {
+		t.Errorf("timeout errors = %v, want 1", got)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	cfg.Backends[0].URL = dead
+	r2, srv2 := newTestRouter(t, cfg, nil)
+	if resp := post(t, srv2.URL, "cam-1"); resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("unreachable backend: status %d, want 502", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(r2.m.errors.WithLabelValues("stable", "stable", "transport")); got != 1 {
+		t.Errorf("transport errors = %v, want 1", got)
+	}
+}
+
+// Shutdown lets the request in flight finish and answers it, then returns.
+func TestShutdownDrainsInFlight(t *testing.T) {
+	stable, canary := newFakeModel(t, "good"), newFakeModel(t, "good")
+	stable.block = make(chan struct{})
+	r, err := New(Options{Config: testConfig(stable, canary), Registry: prometheus.NewRegistry(), Log: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveProxy(t, r)
+	status := make(chan int, 1)
+	go func() {
+		resp, err := http.Post(srv.URL+"/p", "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			status <- 0
+			return
+		}
+		resp.Body.Close()
+		status <- resp.StatusCode
+	}()
+	waitFor(t, "the backend to receive the request", func() bool { return stable.hits.Load() == 1 })
+	shut := make(chan error, 1)
+	go func() { shut <- r.Shutdown(context.Background()) }()
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) with a request in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(stable.block)
+	if got := <-status; got != 200 {
+		t.Errorf("request in flight at shutdown: status %d, want 200", got)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+	if err := <-srv.done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+	if _, err := http.Post(srv.URL+"/p", "application/json", strings.NewReader(`{}`)); err == nil {
+		t.Error("the proxy still accepts requests after Shutdown")
+	}
+}
+
+// A slow backend with the caller still waiting is answered normally: the
+// hang-up watch (which starts after watchAfter) must not take a waiting
+// caller for a gone one.
+func TestSlowBackendIsNotMistakenForAHangUp(t *testing.T) {
+	stable, canary := newFakeModel(t, "good"), newFakeModel(t, "good")
+	stable.block = make(chan struct{})
+	r, srv := newTestRouter(t, testConfig(stable, canary), nil)
+	go func() {
+		for stable.hits.Load() == 0 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(4 * watchAfter) // several watch checks while the caller waits
+		close(stable.block)
+	}()
+	if resp := post(t, srv.URL, "cam-1"); resp.StatusCode != 200 {
+		t.Errorf("status %d, want 200", resp.StatusCode)
+	}
+	if got := testutil.ToFloat64(r.m.requests.WithLabelValues("stable", "stable", "canceled")); got != 0 {
+		t.Errorf("canceled = %v, want 0", got)
+	}
+	if got := testutil.ToFloat64(r.m.requests.WithLabelValues("stable", "stable", "2xx")); got != 1 {
+		t.Errorf("2xx = %v, want 1", got)
 	}
 }

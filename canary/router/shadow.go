@@ -2,16 +2,19 @@ package router
 
 import (
 	"context"
-	"net/http"
 	"sync"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/lookout-dev/lookout/internal/event"
 )
 
 // shadowJob is one mirrored request, with stable's answer for comparison.
+// req is the job's own copy: fasthttp reuses the caller's request as soon as
+// the handler returns.
 type shadowJob struct {
-	req    *http.Request
-	body   []byte
+	req    *fasthttp.Request
+	path   []byte
 	rt     *route
 	stable []Output
 	meta   requestMeta
@@ -36,12 +39,15 @@ func (p *shadowPool) start(ctx context.Context) {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
+			resp := fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseResponse(resp)
 			for {
 				select {
 				case <-ctx.Done():
 					return
 				case j := <-p.queue:
-					p.run(ctx, j)
+					p.run(j, resp)
+					fasthttp.ReleaseRequest(j.req)
 				}
 			}
 		}()
@@ -50,29 +56,39 @@ func (p *shadowPool) start(ctx context.Context) {
 
 func (p *shadowPool) wait() { p.wg.Wait() }
 
-// enqueue never blocks.
-func (p *shadowPool) enqueue(j shadowJob) {
+// enqueue copies the caller's request and queues it; it never blocks.
+func (p *shadowPool) enqueue(x *exchange, rt *route, stable []Output, meta requestMeta, reqID string) {
+	if len(p.queue) == cap(p.queue) {
+		p.r.m.shadow.WithLabelValues("dropped_queue_full").Inc()
+		return
+	}
+	j := shadowJob{req: fasthttp.AcquireRequest(), rt: rt, stable: stable, meta: meta, reqID: reqID}
+	x.req.CopyTo(j.req)
+	if len(x.path) > 0 {
+		j.path = append([]byte(nil), x.path...)
+	}
 	select {
 	case p.queue <- j:
 	default:
+		fasthttp.ReleaseRequest(j.req)
 		p.r.m.shadow.WithLabelValues("dropped_queue_full").Inc()
 	}
 }
 
-func (p *shadowPool) run(ctx context.Context, j shadowJob) {
+func (p *shadowPool) run(j shadowJob, resp *fasthttp.Response) {
 	r, be := p.r, j.rt.canary
 	if !be.breaker.allow() {
 		r.m.shadow.WithLabelValues("skipped_breaker_open").Inc()
 		return
 	}
-	c := r.do(ctx, be, event.ArmShadow, j.req, j.body)
+	c := r.do(be, armShadow, j.req, resp, j.path, nil)
 	if c.failed() {
 		r.m.shadow.WithLabelValues("failed").Inc()
 		r.window.observe(event.ArmCanary, false, c.latency, nil)
 		return
 	}
 	r.m.shadow.WithLabelValues("sent").Inc()
-	outs, err := r.extract.Extract(c.body)
+	outs, err := r.extract.Extract(resp.Body())
 	if err != nil {
 		r.m.events.WithLabelValues("unparsed").Inc()
 	}

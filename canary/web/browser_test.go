@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,7 +21,7 @@ import (
 
 type stack struct {
 	router *router.Router
-	proxy  *httptest.Server
+	proxy  string // base URL of the router's listener
 	admin  *httptest.Server
 	ctl    *rollout.Controller
 }
@@ -70,15 +71,20 @@ func newStack(t *testing.T) *stack {
 	mux := http.NewServeMux()
 	rollout.API{C: ctl, Auth: a}.Register(mux)
 	mux.Handle("/", New(ctl, a, log))
-	s := &stack{router: rt, ctl: ctl, proxy: httptest.NewServer(rt), admin: httptest.NewServer(mux)}
-	t.Cleanup(s.proxy.Close)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rt.Serve(ln) }()
+	t.Cleanup(func() { _ = rt.Shutdown(context.Background()) })
+	s := &stack{router: rt, ctl: ctl, proxy: "http://" + ln.Addr().String(), admin: httptest.NewServer(mux)}
 	t.Cleanup(s.admin.Close)
 	return s
 }
 
 // servedBy sends one inference request through the proxy.
 func (s *stack) servedBy(t *testing.T) string {
-	resp, err := http.Post(s.proxy.URL+"/v1/models/m:predict", "application/json", strings.NewReader(`{"instances":[{}]}`))
+	resp, err := http.Post(s.proxy+"/v1/models/m:predict", "application/json", strings.NewReader(`{"instances":[{}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}

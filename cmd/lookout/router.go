@@ -92,7 +92,6 @@ func serveRouter(ctx context.Context, cfg config.Canary, log *slog.Logger, rt *r
 		proxyLn.Close()
 		return fmt.Errorf("listen %s: %w", cfg.AdminListen, err)
 	}
-	proxy := &http.Server{Handler: rt, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	adm := &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 
 	// Events outlive the proxy so requests in flight at shutdown still publish.
@@ -105,7 +104,8 @@ func serveRouter(ctx context.Context, cfg config.Canary, log *slog.Logger, rt *r
 	wg.Add(1)
 	go func() { defer wg.Done(); ctl.Run(runCtx, alarms) }()
 	errc := make(chan error, 2)
-	go func() { errc <- proxy.Serve(proxyLn) }()
+	// The proxy listener runs on fasthttp (router.Serve); admin stays on net/http.
+	go func() { errc <- rt.Serve(proxyLn) }()
 	go func() { errc <- adm.Serve(adminLn) }()
 	log.Info("router running", "proxy", "http://"+cfg.Listen, "admin", "http://"+cfg.AdminListen,
 		"route", fmt.Sprintf("%+v", rt.Route()))
@@ -117,7 +117,10 @@ func serveRouter(ctx context.Context, cfg config.Canary, log *slog.Logger, rt *r
 	}
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	_ = proxy.Shutdown(shutdown)
+	// Waits for requests in flight; their events still reach the publisher.
+	if err := rt.Shutdown(shutdown); err != nil {
+		log.Warn("proxy shutdown", "err", err)
+	}
 	_ = adm.Shutdown(shutdown)
 	stopRun()
 	wg.Wait()
