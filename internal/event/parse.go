@@ -51,40 +51,42 @@ func parsePrediction(data []byte, in interner) (Prediction, error) {
 	var ferr error
 	obj.Visit(func(key []byte, v *fastjson.Value) {
 		if ferr == nil && v.Type() != fastjson.TypeNull {
-			ferr = p.setField(string(key), v, in)
+			ferr = p.setField(key, v, in)
 		}
 	})
 	return p, ferr
 }
 
-func (p *Prediction) setField(key string, v *fastjson.Value, in interner) error {
+// setField takes the key as bytes: a switch on string(key) converts
+// without allocating, which a string parameter would not.
+func (p *Prediction) setField(key []byte, v *fastjson.Value, in interner) error {
 	var err error
-	switch key {
+	switch string(key) {
 	case "schema_version":
-		p.SchemaVersion, err = intField(key, v)
+		p.SchemaVersion, err = intField("schema_version", v)
 	case "event_id":
-		p.EventID, err = stringField(key, v)
+		p.EventID, err = stringField("event_id", v)
 	case "ts":
-		p.TS, err = timeField(key, v)
+		p.TS, err = timeField("ts", v)
 	case "model":
-		p.Model, err = internField(key, v, in)
+		p.Model, err = internField("model", v, in)
 	case "model_version":
-		p.ModelVersion, err = internField(key, v, in)
+		p.ModelVersion, err = internField("model_version", v, in)
 	case "source":
-		p.Source, err = internField(key, v, in)
+		p.Source, err = internField("source", v, in)
 	case "task":
-		p.Task, err = internField(key, v, in)
+		p.Task, err = internField("task", v, in)
 	case "image_uri":
-		p.ImageURI, err = stringField(key, v)
+		p.ImageURI, err = stringField("image_uri", v)
 	case "predicted_class":
-		p.PredictedClass, err = internField(key, v, in)
+		p.PredictedClass, err = internField("predicted_class", v, in)
 	case "arm":
-		p.Arm, err = internField(key, v, in)
+		p.Arm, err = internField("arm", v, in)
 	case "rollout_id":
-		p.RolloutID, err = internField(key, v, in)
+		p.RolloutID, err = internField("rollout_id", v, in)
 	case "latency_ms":
 		var f float64
-		f, err = floatField(key, v)
+		f, err = floatField("latency_ms", v)
 		p.LatencyMS = &f
 	case "probs":
 		p.Probs, err = probsField(v, in)
