@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,6 +25,7 @@ import (
 type benchOptions struct {
 	events     int
 	partitions int
+	rounds     int
 }
 
 func init() {
@@ -39,6 +41,7 @@ func init() {
 func (o *benchOptions) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.events, "events", 1_000_000, "classification events (12-class probs) to ingest")
 	fs.IntVar(&o.partitions, "partitions", 4, "partitions of the benchmark topic")
+	fs.IntVar(&o.rounds, "rounds", 3, "runs of each contender, alternating (the machine's load changes between runs)")
 }
 
 // benchResult is one contender's run.
@@ -127,23 +130,47 @@ func (o *benchOptions) run(ctx context.Context, cfg config.Config, log *slog.Log
 	}
 	defer conn.Close()
 	fmt.Printf("producing %d events to %s (%d partitions) ...\n", o.events, broker, o.partitions)
+	fmt.Println("baseline: kcat -C -b BROKER -t TOPIC -e | clickhouse-client --input_format_skip_unknown_fields=1 --query 'INSERT INTO pipe FORMAT JSONEachRow'")
+	fmt.Println("lookout:  lookout serve with embedding and drift off")
 	if err := produceBenchEvents(ctx, cfg, o.events); err != nil {
 		return err
 	}
-	pipe, err := withServerCPU(func() (benchResult, error) { return o.runPipe(ctx, cfg, conn) })
-	if err != nil {
-		return err
+	fmt.Println("\n| round | path | events | wall s | events/s | CPU s per 10k events | ClickHouse server CPU s per 10k | peak RSS MiB | note |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	var ratios []float64
+	for round := 1; round <= max(o.rounds, 1); round++ {
+		pipe, ours, err := o.runRound(ctx, self, cfg, conn)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("| %d %s\n| %d %s\n", round, pipe.row(), round, ours.row())
+		ratios = append(ratios, pipe.wall.Seconds()/ours.wall.Seconds())
 	}
-	ours, err := withServerCPU(func() (benchResult, error) { return o.runLookout(ctx, self, cfg, conn) })
-	if err != nil {
-		return err
-	}
-	fmt.Println("\n| path | events | wall s | events/s | CPU s per 10k events | ClickHouse server CPU s per 10k | peak RSS MiB | note |")
-	fmt.Println("|---|---|---|---|---|---|---|---|")
-	fmt.Println(pipe.row())
-	fmt.Println(ours.row())
-	fmt.Printf("\nlookout / pipe throughput ratio: %.2f\n", pipe.wall.Seconds()/ours.wall.Seconds())
+	fmt.Printf("\nlookout / pipe throughput ratio per round: %.2f; median %.2f\n", ratios, median(ratios))
 	return nil
+}
+
+// runRound drains the topic once with each contender, from empty tables.
+func (o *benchOptions) runRound(ctx context.Context, self string, cfg config.Config, conn driver.Conn) (pipe, ours benchResult, err error) {
+	for _, table := range []string{"pipe", "predictions"} {
+		if err := conn.Exec(ctx, "TRUNCATE TABLE "+table); err != nil {
+			return pipe, ours, fmt.Errorf("empty %s: %w", table, err)
+		}
+	}
+	if pipe, err = withServerCPU(func() (benchResult, error) { return o.runPipe(ctx, cfg, conn) }); err != nil {
+		return pipe, ours, err
+	}
+	ours, err = withServerCPU(func() (benchResult, error) { return o.runLookout(ctx, self, cfg, conn) })
+	return pipe, ours, err
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func startBrokerProcess(ctx context.Context, self string, partitions int) (string, func(), error) {
@@ -244,7 +271,6 @@ func (o *benchOptions) runPipe(ctx context.Context, cfg config.Config, conn driv
 	script := fmt.Sprintf("kcat -C -b %s -t %s -e -q -o beginning | clickhouse-client --port %s "+
 		"--input_format_skip_unknown_fields=1 --query 'INSERT INTO %s.pipe FORMAT JSONEachRow'",
 		cfg.Kafka.Brokers[0], cfg.Kafka.PredictionsTopic, port, cfg.ClickHouse.Database)
-	fmt.Println("baseline:", script)
 	cmd := exec.CommandContext(ctx, "sh", "-c", script)
 	cmd.Stderr = os.Stderr
 	start := time.Now()
@@ -273,7 +299,7 @@ func (o *benchOptions) runLookout(ctx context.Context, self string, cfg config.C
 		"LOOKOUT_EMBED_ENABLED=false", "LOOKOUT_DRIFT_ENABLED=false", "LOOKOUT_LOG_LEVEL=warn",
 		fmt.Sprintf("LOOKOUT_KAFKA_GROUP_ID=bench-%d", time.Now().UnixNano()))
 	cmd.Stderr = os.Stderr
-	fmt.Println("lookout: lookout serve (ingest only); profile: http://" + httpAddr + "/debug/pprof/profile")
+	fmt.Fprintln(os.Stderr, "lookout serve (ingest only) running; CPU profile: http://"+httpAddr+"/debug/pprof/profile")
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return benchResult{}, err
@@ -295,14 +321,13 @@ func (o *benchOptions) runLookout(ctx context.Context, self string, cfg config.C
 		time.Sleep(20 * time.Millisecond)
 	}
 	wall := time.Since(start)
-	// Start-up (connect, migrations check, consumer group join, first batch)
-	// is part of a backlog drain but not of the sustained rate.
-	fmt.Printf("lookout: first %d rows stored %.2f s after start; rate after that: %.0f events/s\n",
-		firstRows, first.Seconds(), float64(uint64(o.events)-firstRows)/(wall-first).Seconds())
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	_ = cmd.Wait()
 	r := rusage("lookout serve (ingest)", cmd.ProcessState, wall, o.events)
-	r.comment = "validated, 12-class probs + derived scores stored"
+	// Start-up (connect, migrations check, consumer group join, first batch)
+	// is part of a backlog drain but not of the sustained rate.
+	r.comment = fmt.Sprintf("validated, 12-class probs + derived scores stored; first %d rows after %.2f s, %.0f events/s after that",
+		firstRows, first.Seconds(), float64(uint64(o.events)-firstRows)/(wall-first).Seconds())
 	return r, nil
 }
 
