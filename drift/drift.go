@@ -73,6 +73,7 @@ type Job struct {
 	log     *slog.Logger
 	workers int         // scopes evaluated at once
 	seq     *sequential // nil unless drift.sequential_arl > 0
+	known   scopeCache  // scopes seen so far, with their first prediction
 }
 
 // NewJob returns a job reading and writing through conn.
@@ -125,7 +126,7 @@ func (j *Job) RunOnce(ctx context.Context, now time.Time) ([]Report, error) {
 
 // RunScopes is RunOnce with the per-scope accuracy as well.
 func (j *Job) RunScopes(ctx context.Context, now time.Time) ([]ScopeRun, error) {
-	scopes, err := j.scopes(ctx)
+	scopes, err := j.scopes(ctx, now)
 	if err != nil {
 		return nil, err
 	}
@@ -133,8 +134,12 @@ func (j *Job) RunScopes(ctx context.Context, now time.Time) ([]ScopeRun, error) 
 	if err != nil {
 		return nil, err
 	}
+	labels, err := anyLabels(ctx, j.conn)
+	if err != nil {
+		return nil, err
+	}
 	runAt := now.Truncate(time.Second)
-	runs, err := j.evaluateAll(ctx, scopes, pins, runAt)
+	runs, err := j.evaluateAll(ctx, scopes, pins, runAt, labels)
 	if err != nil {
 		return nil, err
 	}
@@ -160,15 +165,16 @@ func (j *Job) RunScopes(ctx context.Context, now time.Time) ([]ScopeRun, error) 
 	return runs, nil
 }
 
-// scopeWorkers bounds how many scopes are evaluated at once: a scope spends
-// most of its time waiting for ClickHouse, so a few in flight overlap the
-// queries with the Go-side statistics without flooding the server.
-const scopeWorkers = 4
+// scopeWorkers bounds how many scopes are evaluated at once. Each
+// ClickHouse query already uses both cores of the benchmark machine; two
+// scopes in flight overlap one scope's Go-side statistics with the other's
+// queries. Measured (BENCHMARKS.md, Drift): 2 beat 1 and 4.
+const scopeWorkers = 2
 
 // evaluateAll evaluates every scope, in parallel, keeping the scope order.
 // Every scope's random seeds derive from the scope and run time, so the
 // outcome does not depend on scheduling.
-func (j *Job) evaluateAll(ctx context.Context, scopes []scopeStart, pins []Reference, runAt time.Time) ([]ScopeRun, error) {
+func (j *Job) evaluateAll(ctx context.Context, scopes []scopeStart, pins []Reference, runAt time.Time, labels bool) ([]ScopeRun, error) {
 	runs := make([]ScopeRun, len(scopes))
 	errs := make([]error, len(scopes))
 	next := make(chan int)
@@ -179,7 +185,7 @@ func (j *Job) evaluateAll(ctx context.Context, scopes []scopeStart, pins []Refer
 			defer wg.Done()
 			for i := range next {
 				sc := scopes[i]
-				runs[i], errs[i] = j.evaluate(ctx, sc, pinFor(pins, sc.Scope), runAt)
+				runs[i], errs[i] = j.evaluate(ctx, sc, pinFor(pins, sc.Scope), runAt, labels)
 				if errs[i] != nil {
 					errs[i] = fmt.Errorf("drift %s: %w", sc.Scope, errs[i])
 				}
@@ -239,7 +245,9 @@ func (j *Job) referenceFor(sc scopeStart, pin *Reference, cur Window) (Window, S
 	return Window{From: first, To: first.Add(j.cfg.ReferenceDuration)}, sc.Scope, "first " + j.cfg.ReferenceDuration.String()
 }
 
-func (j *Job) evaluate(ctx context.Context, sc scopeStart, pin *Reference, runAt time.Time) (ScopeRun, error) {
+// evaluate runs every test on one scope; labels says whether any label
+// exists at all (without, the label join is skipped).
+func (j *Job) evaluate(ctx context.Context, sc scopeStart, pin *Reference, runAt time.Time, labels bool) (ScopeRun, error) {
 	cur := Window{From: runAt.Add(-j.cfg.Window), To: runAt}
 	ref, refScope, desc := j.referenceFor(sc, pin, cur)
 	run := ScopeRun{Scope: sc.Scope, Reference: desc}
@@ -260,13 +268,9 @@ func (j *Job) evaluate(ctx context.Context, sc scopeStart, pin *Reference, runAt
 	if err != nil {
 		return run, err
 	}
-	refSample, err := j.readSample(ctx, refScope, ref, embedder)
+	refSample, curSample, err := j.readSamples(ctx, side{refScope, ref}, side{sc.Scope, cur}, embedder, labels)
 	if err != nil {
-		return run, fmt.Errorf("reference window: %w", err)
-	}
-	curSample, err := j.readSample(ctx, sc.Scope, cur, embedder)
-	if err != nil {
-		return run, fmt.Errorf("current window: %w", err)
+		return run, fmt.Errorf("read windows: %w", err)
 	}
 	read := time.Since(start)
 	p.ProjectionSeed = SeedFor("projections", embedder)

@@ -35,11 +35,12 @@ func TestEmbeddingSubsampleUndoesSamplingWeights(t *testing.T) {
 	if err := batch.Send(); err != nil {
 		t.Fatal(err)
 	}
-	ids, _, err := embeddings(ctx, conn, Scope{Model: "m", Version: "v", Source: "s"}, "e",
-		Window{From: ts.Add(-time.Minute), To: ts.Add(time.Minute)}, 100)
-	if err != nil {
+	out := []*Sample{{}}
+	one := sides{{Scope{Model: "m", Version: "v", Source: "s"}, Window{From: ts.Add(-time.Minute), To: ts.Add(time.Minute)}}}
+	if err := embeddings(ctx, conn, one, "e", out, 100); err != nil {
 		t.Fatal(err)
 	}
+	ids := out[0].EmbeddingIDs
 	b := 0
 	for _, id := range ids {
 		if id[0] == 'B' {
