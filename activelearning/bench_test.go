@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ func BenchmarkSelectorRun200k(b *testing.B) {
 	r := rand.New(rand.NewPCG(5, 5))
 	const n, dim = 200_000, 384
 	for lo := 0; lo < n; lo += 20_000 {
-		pb, err := conn.PrepareBatch(ctx, "INSERT INTO predictions (event_id, ts, ts_ms, model, model_version, source, task, image_uri, predicted_class, prob_classes, prob_values, arm, ingested_at)")
+		pb, err := conn.PrepareBatch(ctx, "INSERT INTO predictions (event_id, ts, ts_ms, model, model_version, source, task, image_uri, predicted_class, class_set, prob_values, arm, ingested_at)")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -45,7 +46,7 @@ func BenchmarkSelectorRun200k(b *testing.B) {
 			probs[k] = float32(top)
 			src := fmt.Sprint("cam-", i%3)
 			if err := pb.Append(id, ts, uint64(ts.UnixMilli()), "m", "v1", src, "classification",
-				"file:///img/"+id+".jpg", classes[k], classes, probs, "stable", now); err != nil {
+				"file:///img/"+id+".jpg", classes[k], strings.Join(classes, ","), probs, "stable", now); err != nil {
 				b.Fatal(err)
 			}
 			if err := eb.Append(id, ts, uint64(ts.UnixMilli()), "m", "v1", src, classes[k], float32(top), testEmbedder,

@@ -135,8 +135,7 @@ func countRows(b *testing.B, conn driver.Conn, table string) uint64 {
 }
 
 // loadBench fills the predictions and embeddings of every scope, the way
-// ingest writes them (class_set, from which the server derives
-// prob_classes), then merges the parts.
+// ingest writes them (the class list as class_set), then merges the parts.
 func loadBench(b *testing.B, conn driver.Conn, scopes, events, embeds, dim int) {
 	ctx := context.Background()
 	for _, table := range []string{"predictions", "embeddings", "labels"} {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func writeStreams(t *testing.T, conn driver.Conn, streams ...stream) {
 	syn := NewSynthetic(42)
 	rng := rand.New(rand.NewPCG(42, 1))
 	preds, err := conn.PrepareBatch(ctx, `INSERT INTO predictions (event_id, ts, ts_ms, model, model_version, source, task,
-		image_uri, predicted_class, confidence, margin, entropy, prob_classes, prob_values, ingested_at)`)
+		image_uri, predicted_class, confidence, margin, entropy, class_set, prob_values, ingested_at)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func writeStreams(t *testing.T, conn driver.Conn, streams ...stream) {
 				}
 				must(t, preds.Append(id, ts, uint64(ts.UnixMilli()), s.sc.Model, s.sc.Version, s.sc.Source, "classification",
 					"file:///x.png", row.Class, float32(row.Confidence), float32(row.Margin), float32(row.Entropy),
-					classes, probs, ts))
+					strings.Join(classes, ","), probs, ts))
 				must(t, embs.Append(id, ts, uint64(ts.UnixMilli()), s.sc.Model, s.sc.Version, s.sc.Source, row.Class,
 					float32(row.Confidence), s.embedderAt(sec), float32(1), win.Embeddings[i], ts.Add(time.Duration(sec)*time.Millisecond)))
 				if i%5 == 0 {

@@ -435,10 +435,9 @@ func predictionRows(ctx context.Context, conn driver.Conn, ss sides, out []*Samp
 }
 
 // sampleColumns are the columns of a subsample row, after side and hash.
-// class_set is the row's class list as one string ("a,b,c", written by
-// ingest): ClickHouse decompresses the wide columns of every granule the
-// sample touches (all of them), and one string a row is cheaper there than
-// the twelve of prob_classes.
+// class_set is the row's class list as one string ("a,b,c"), split here
+// once per distinct list rather than by the server for every row read
+// (prob_classes is computed from it).
 const sampleColumns = "event_id, predicted_class, confidence, entropy, margin, class_set, prob_values"
 
 // scanRows reads prediction rows ordered by side and hash into one slice per
@@ -452,7 +451,6 @@ func scanRows(ctx context.Context, conn driver.Conn, query string, args []any, n
 	defer rows.Close()
 	out := make([][]Row, n)
 	lists := map[string][]string{} // class_set → its classes, split once
-	var legacy []string            // rows written without class_set
 	for rows.Next() {
 		var side uint8
 		var h uint64
@@ -473,19 +471,11 @@ func scanRows(ctx context.Context, conn driver.Conn, query string, args []any, n
 			classes = strings.Split(set, ",")
 			lists[set] = classes
 		}
-		if set == "" && len(probs) > 0 {
-			legacy = append(legacy, r.EventID)
-		}
 		r.Probs = probsByClass(classes, probs)
 		out[side] = append(got, r)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read predictions: %w", err)
-	}
-	if len(legacy) > 0 {
-		if err := fillLegacyProbs(ctx, conn, legacy, out); err != nil {
-			return nil, err
-		}
 	}
 	return out, nil
 }
@@ -501,38 +491,6 @@ func probsByClass(classes []string, probs []float32) map[string]float64 {
 		m[c] = float64(probs[i])
 	}
 	return m
-}
-
-// fillLegacyProbs reads prob_classes for rows stored without class_set (by
-// writers other than ingest), few enough to look up by id.
-func fillLegacyProbs(ctx context.Context, conn driver.Conn, ids []string, out [][]Row) error {
-	rows, err := conn.Query(ctx, `SELECT event_id, prob_classes, prob_values FROM predictions
-		WHERE event_id IN (SELECT arrayJoin(?)) LIMIT 1 BY event_id`, ids)
-	if err != nil {
-		return fmt.Errorf("read class lists of %d predictions: %w", len(ids), err)
-	}
-	defer rows.Close()
-	probs := make(map[string]map[string]float64, len(ids))
-	for rows.Next() {
-		var id string
-		var classes []string
-		var values []float32
-		if err := rows.Scan(&id, &classes, &values); err != nil {
-			return fmt.Errorf("scan class list: %w", err)
-		}
-		probs[id] = probsByClass(classes, values)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read class lists of %d predictions: %w", len(ids), err)
-	}
-	for _, side := range out {
-		for i := range side {
-			if p, ok := probs[side[i].EventID]; ok && side[i].Probs == nil {
-				side[i].Probs = p
-			}
-		}
-	}
-	return nil
 }
 
 // anyLabels reports whether the labels table holds any label: most

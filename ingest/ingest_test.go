@@ -3,6 +3,7 @@ package ingest_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,8 +106,15 @@ func TestPredictionsEndToEnd(t *testing.T) {
 		t.Errorf("dead letter must keep the original key and bytes:\n%s", dlq)
 	}
 	var conf float32
-	if err := db.QueryRow(context.Background(), "SELECT confidence FROM predictions WHERE event_id = 'ev-00007' LIMIT 1").Scan(&conf); err != nil || conf != 0.8 {
+	var classes []string
+	var probs []float32
+	if err := db.QueryRow(context.Background(), "SELECT confidence, prob_classes, prob_values FROM predictions WHERE event_id = 'ev-00007' LIMIT 1").
+		Scan(&conf, &classes, &probs); err != nil || conf != 0.8 {
 		t.Errorf("confidence = %v (%v), want 0.8", conf, err)
+	}
+	// The full softmax, in class order; prob_classes is computed from class_set.
+	if !slices.Equal(classes, []string{"dent", "good", "scratch"}) || !slices.Equal(probs, []float32{0.15, 0.8, 0.05}) {
+		t.Errorf("prob_classes %q, prob_values %v; want [dent good scratch] [0.15 0.8 0.05]", classes, probs)
 	}
 }
 

@@ -25,7 +25,7 @@ func TestBackfillEmbedsMissingOnceAndFilters(t *testing.T) {
 	}
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	b, err := conn.PrepareBatch(ctx, `INSERT INTO predictions (event_id, ts, ts_ms, model, model_version, source, task,
-		image_uri, predicted_class, confidence, margin, entropy, prob_classes, prob_values, ingested_at)`)
+		image_uri, predicted_class, confidence, margin, entropy, class_set, prob_values, ingested_at)`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func TestBackfillEmbedsMissingOnceAndFilters(t *testing.T) {
 			uri = "file://" + filepath.Join(root, "gone.png")
 		}
 		if err := b.Append(fmt.Sprintf("ev-%02d", i), ts, uint64(ts.UnixMilli()), "m", "v1", src, "classification",
-			uri, "ok", float32(0.8), float32(0.6), float32(0.5), []string{"dent", "ok"}, []float32{0.2, 0.8}, time.Now()); err != nil {
+			uri, "ok", float32(0.8), float32(0.6), float32(0.5), "dent,ok", []float32{0.2, 0.8}, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
