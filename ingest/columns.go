@@ -36,6 +36,7 @@ type columns struct {
 	// events of one model share it, so most events skip the sort and join.
 	lastClasses []string
 	lastSet     string
+	probs       []float64 // scratch: the last event's probabilities in lastClasses order
 }
 
 func newColumns(n int) *columns {
@@ -52,16 +53,19 @@ func newColumns(n int) *columns {
 }
 
 func (c *columns) add(p *event.Prediction, now time.Time) {
-	s := p.Scores()
-	values, same := probsInOrder(p, c.lastClasses)
+	values, same := c.probsInOrder(p)
 	set := c.lastSet
-	if !same {
+	var s event.Scores
+	if same {
+		s = event.SortedProbScores(c.lastClasses, c.probs)
+	} else {
 		var classes []string
 		classes, values = sortedProbs(p)
 		set = strings.Join(classes, ",")
 		if len(p.Probs) > 0 { // top_k lists are not sorted: never reuse them
 			c.lastClasses, c.lastSet = classes, set
 		}
+		s = p.Scores()
 	}
 	bc, bs, bx := flattenBoxes(p.Boxes)
 	var latency *float32
@@ -153,21 +157,25 @@ func appendRows[T any](col driver.BatchColumn, rows []T) error {
 	return nil
 }
 
-// probsInOrder returns p's probabilities in the order of classes when p's
-// class set is exactly classes (same size, every class present); same is
-// false otherwise. Checking costs one map lookup per class, far less than
-// sorting the names again.
-func probsInOrder(p *event.Prediction, classes []string) (values []float32, same bool) {
+// probsInOrder returns p's probabilities in the order of c.lastClasses
+// (and leaves them in c.probs as float64) when p's class set is exactly
+// lastClasses: same size, every class present. same is false otherwise.
+// Checking costs one map lookup per class, far less than sorting the names
+// again.
+func (c *columns) probsInOrder(p *event.Prediction) (values []float32, same bool) {
+	classes := c.lastClasses
 	if len(p.Probs) == 0 || len(p.Probs) != len(classes) {
 		return nil, false
 	}
 	values = make([]float32, len(classes))
-	for i, c := range classes {
-		v, ok := p.Probs[c]
+	c.probs = c.probs[:0]
+	for i, cl := range classes {
+		v, ok := p.Probs[cl]
 		if !ok {
 			return nil, false
 		}
 		values[i] = float32(v)
+		c.probs = append(c.probs, v)
 	}
 	return values, true
 }

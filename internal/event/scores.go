@@ -51,6 +51,30 @@ func probScores(probs map[string]float64) Scores {
 	return s
 }
 
+// SortedProbScores is Scores of a full softmax given as parallel slices,
+// classes in increasing order: the same summary without a pass over the
+// Probs map, for callers that already hold the probabilities in order.
+func SortedProbScores(classes []string, probs []float64) Scores {
+	var s Scores
+	second := 0.0
+	for i, v := range probs {
+		// Ascending names and a strict > keep the smaller name on ties.
+		if i == 0 || v > s.Confidence {
+			if i > 0 {
+				second = max(second, s.Confidence)
+			}
+			s.TopClass, s.Confidence = classes[i], v
+		} else if v > second {
+			second = v
+		}
+		if v > 0 {
+			s.Entropy -= v * math.Log(v)
+		}
+	}
+	s.Margin = s.Confidence - second
+	return s
+}
+
 func topKScores(top []ClassScore) Scores {
 	var s Scores
 	second := 0.0

@@ -154,7 +154,9 @@ func (c *consumer[T]) collect(ctx context.Context, in <-chan decoded[T], full ch
 		}
 		select {
 		case full <- b:
-			b = &batch[T]{}
+			// Sized like the batch just handed over: growing a slice of
+			// 30,000 items by doubling cost 3% of the ingest CPU.
+			b = &batch[T]{items: make([]T, 0, len(b.items))}
 			return true
 		case <-ctx.Done():
 			return false
