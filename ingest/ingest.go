@@ -59,9 +59,10 @@ func Predictions(conn driver.Conn, dec *event.Decoder, m *Metrics) stream.Stage[
 		Reason: event.ReasonOf,
 		Store: func(ctx context.Context, items []event.Prediction) error {
 			if err := InsertPredictions(ctx, conn, items, time.Now()); err != nil {
-				return err
+				return err // items stay intact: the consumer retries with them
 			}
 			m.observe(items)
+			event.Recycle(items)
 			return nil
 		},
 	}

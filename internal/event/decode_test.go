@@ -233,3 +233,32 @@ func TestNestedMissingFieldsAreRefusedNotPanics(t *testing.T) {
 		}
 	}
 }
+
+// A recycled map comes back empty: the next event never sees the classes
+// of the one before.
+func TestRecycledProbsStartEmpty(t *testing.T) {
+	dec := &Decoder{Limits: DefaultLimits()}
+	event := func(id, probs string) []byte {
+		return fmt.Appendf(nil, `{"event_id":%q,"ts":%q,"model":"m","model_version":"v","source":"s",`+
+			`"task":"classification","image_uri":"file:///x.jpg","probs":{%s}}`, id, time.Now().UTC().Format(time.RFC3339), probs)
+	}
+	for i := range 50 {
+		a, err := dec.Prediction(event("a", `"x":0.5,"y":0.5`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		items := []Prediction{a}
+		Recycle(items)
+		if items[0].Probs != nil {
+			t.Fatal("Recycle left Probs set")
+		}
+		b, err := dec.Prediction(event("b", `"z":1`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Probs) != 1 || b.Probs["z"] != 1 {
+			t.Fatalf("round %d: probs %v, want only z", i, b.Probs)
+		}
+		Recycle([]Prediction{b})
+	}
+}
