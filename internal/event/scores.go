@@ -1,6 +1,8 @@
 package event
 
 import (
+	"iter"
+	"maps"
 	"math"
 )
 
@@ -30,40 +32,32 @@ func (p *Prediction) Scores() Scores {
 	}
 }
 
-func probScores(probs map[string]float64) Scores {
-	var s Scores
-	second := 0.0
-	for c, v := range probs {
-		// Ties go to the smaller class name so map order never matters.
-		if s.TopClass == "" || v > s.Confidence || (v == s.Confidence && c < s.TopClass) {
-			if s.TopClass != "" {
-				second = max(second, s.Confidence)
-			}
-			s.TopClass, s.Confidence = c, v
-		} else if v > second {
-			second = v
-		}
-		if v > 0 {
-			s.Entropy -= v * math.Log(v)
-		}
-	}
-	s.Margin = s.Confidence - second
-	return s
-}
+func probScores(probs map[string]float64) Scores { return scoresOf(maps.All(probs)) }
 
 // SortedProbScores is Scores of a full softmax given as parallel slices,
 // classes in increasing order: the same summary without a pass over the
 // Probs map, for callers that already hold the probabilities in order.
 func SortedProbScores(classes []string, probs []float64) Scores {
+	return scoresOf(func(yield func(string, float64) bool) {
+		for i, v := range probs {
+			if !yield(classes[i], v) {
+				return
+			}
+		}
+	})
+}
+
+// scoresOf summarises a distribution visited in any order.
+func scoresOf(probs iter.Seq2[string, float64]) Scores {
 	var s Scores
 	second := 0.0
-	for i, v := range probs {
-		// Ascending names and a strict > keep the smaller name on ties.
-		if i == 0 || v > s.Confidence {
-			if i > 0 {
+	for c, v := range probs {
+		// Ties go to the smaller class name so the order never matters.
+		if s.TopClass == "" || v > s.Confidence || (v == s.Confidence && c < s.TopClass) {
+			if s.TopClass != "" {
 				second = max(second, s.Confidence)
 			}
-			s.TopClass, s.Confidence = classes[i], v
+			s.TopClass, s.Confidence = c, v
 		} else if v > second {
 			second = v
 		}
