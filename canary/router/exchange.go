@@ -1,7 +1,6 @@
 package router
 
 import (
-	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -50,10 +49,9 @@ type exchange struct {
 }
 
 // watchTarget is how to tell that the caller hung up: its fasthttp
-// connection was closed, or its net/http request context was cancelled.
+// connection was closed.
 type watchTarget struct {
 	conn net.Conn
-	ctx  context.Context
 }
 
 var exchanges = sync.Pool{New: func() any {
@@ -74,7 +72,7 @@ func releaseExchange(x *exchange) {
 
 // startWatch arms the hang-up watch for the calls that follow.
 func (x *exchange) startWatch() {
-	if x.target.conn == nil && x.target.ctx == nil {
+	if x.target.conn == nil {
 		return
 	}
 	x.watched.Store(&x.target)
@@ -130,9 +128,4 @@ func (x *exchange) watch() {
 	}
 }
 
-func (t *watchTarget) gone() bool {
-	if t.ctx != nil {
-		return t.ctx.Err() != nil
-	}
-	return connClosed(t.conn)
-}
+func (t *watchTarget) gone() bool { return connClosed(t.conn) }
