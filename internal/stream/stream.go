@@ -162,7 +162,23 @@ func (c *consumer[T]) collect(ctx context.Context, in <-chan decoded[T], full ch
 			return false
 		}
 	}
+	add := func(d decoded[T]) bool {
+		b.add(d, c.reason)
+		return b.size() < c.opts.BatchSize || hand()
+	}
 	for {
+		// While messages are waiting, take them without a full select (a
+		// third of this loop's cost at 150k messages/s), looking at the
+		// context and the ticker at least every fastTakes messages.
+		for range fastTakes {
+			d, ok := tryRecv(in)
+			if !ok {
+				break
+			}
+			if !add(d) {
+				return
+			}
+		}
 		select {
 		case <-ctx.Done():
 			if b.size() > 0 {
@@ -170,8 +186,7 @@ func (c *consumer[T]) collect(ctx context.Context, in <-chan decoded[T], full ch
 			}
 			return
 		case d := <-in:
-			b.add(d, c.reason)
-			if b.size() >= c.opts.BatchSize && !hand() {
+			if !add(d) {
 				return
 			}
 		case <-ticker.C:
@@ -179,6 +194,21 @@ func (c *consumer[T]) collect(ctx context.Context, in <-chan decoded[T], full ch
 				return
 			}
 		}
+	}
+}
+
+// fastTakes bounds how many waiting messages collect takes between two
+// looks at its context and flush ticker.
+const fastTakes = 256
+
+// tryRecv receives from ch if a value is waiting (and ch is open).
+func tryRecv[T any](ch <-chan T) (T, bool) {
+	select {
+	case v, open := <-ch:
+		return v, open
+	default:
+		var zero T
+		return zero, false
 	}
 }
 
@@ -217,6 +247,11 @@ func (c *consumer[T]) fetch(ctx context.Context, out chan<- decoded[T]) {
 		backoff = c.opts.RetryMin
 		c.observeLag(m)
 		d := c.decode(m)
+		select {
+		case out <- d: // room in the queue: no full select needed
+			continue
+		default:
+		}
 		select {
 		case out <- d:
 		case <-ctx.Done():
