@@ -37,10 +37,16 @@ type columns struct {
 	lastClasses []string
 	lastSet     string
 	probs       []float64 // scratch: the last event's probabilities in lastClasses order
+
+	// floats backs the rows' probability arrays and latencies: one
+	// allocation per batch instead of two per event. Rows keep pointing
+	// into an outgrown array when append moves on; nothing writes it again.
+	floats []float32
 }
 
 func newColumns(n int) *columns {
 	return &columns{
+		floats:  make([]float32, 0, 13*n), // room for 12 classes and a latency per event
 		eventID: make([]string, 0, n), model: make([]string, 0, n), version: make([]string, 0, n),
 		source: make([]string, 0, n), task: make([]string, 0, n), uri: make([]string, 0, n),
 		predicted: make([]string, 0, n), arm: make([]string, 0, n), rollout: make([]string, 0, n),
@@ -70,8 +76,8 @@ func (c *columns) add(p *event.Prediction, now time.Time) {
 	bc, bs, bx := flattenBoxes(p.Boxes)
 	var latency *float32
 	if p.LatencyMS != nil {
-		v := float32(*p.LatencyMS)
-		latency = &v
+		c.floats = append(c.floats, float32(*p.LatencyMS))
+		latency = &c.floats[len(c.floats)-1]
 	}
 	c.eventID = append(c.eventID, p.EventID)
 	c.ts = append(c.ts, p.TS.UTC())
@@ -167,17 +173,18 @@ func (c *columns) probsInOrder(p *event.Prediction) (values []float32, same bool
 	if len(p.Probs) == 0 || len(p.Probs) != len(classes) {
 		return nil, false
 	}
-	values = make([]float32, len(classes))
+	start := len(c.floats)
 	c.probs = c.probs[:0]
-	for i, cl := range classes {
+	for _, cl := range classes {
 		v, ok := p.Probs[cl]
 		if !ok {
+			c.floats = c.floats[:start]
 			return nil, false
 		}
-		values[i] = float32(v)
+		c.floats = append(c.floats, float32(v))
 		c.probs = append(c.probs, v)
 	}
-	return values, true
+	return c.floats[start:len(c.floats):len(c.floats)], true
 }
 
 // sortedProbs stores probs (or top_k) as parallel arrays in class order, so

@@ -106,11 +106,12 @@ func TestPredictionsEndToEnd(t *testing.T) {
 		t.Errorf("dead letter must keep the original key and bytes:\n%s", dlq)
 	}
 	var conf float32
+	var latency *float32
 	var classes []string
 	var probs []float32
-	if err := db.QueryRow(context.Background(), "SELECT confidence, prob_classes, prob_values FROM predictions WHERE event_id = 'ev-00007' LIMIT 1").
-		Scan(&conf, &classes, &probs); err != nil || conf != 0.8 {
-		t.Errorf("confidence = %v (%v), want 0.8", conf, err)
+	if err := db.QueryRow(context.Background(), "SELECT confidence, latency_ms, prob_classes, prob_values FROM predictions WHERE event_id = 'ev-00007' LIMIT 1").
+		Scan(&conf, &latency, &classes, &probs); err != nil || conf != 0.8 || latency == nil || *latency != 3 {
+		t.Errorf("confidence = %v, latency_ms = %v (%v), want 0.8 and 3", conf, latency, err)
 	}
 	// The full softmax, in class order; prob_classes is computed from class_set.
 	if !slices.Equal(classes, []string{"dent", "good", "scratch"}) || !slices.Equal(probs, []float32{0.15, 0.8, 0.05}) {

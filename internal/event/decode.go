@@ -320,7 +320,7 @@ func checkName(field, v string, limit int) error {
 
 // checkClass refuses commas too: the class list is stored comma-joined.
 func checkClass(c string) error {
-	if c == "" || len(c) > maxClassLen || hasControl(c) || strings.IndexByte(c, ',') >= 0 {
+	if c == "" || len(c) > maxClassLen || badClassName(c) {
 		return invalid(ReasonBadProbabilities, "class names must be 1..%d printable bytes without commas", maxClassLen)
 	}
 	return nil
@@ -339,6 +339,19 @@ func checkImageURI(uri string) error {
 		}
 	}
 	return invalid(ReasonBadImageURI, "image_uri must start with file://, http:// or https://")
+}
+
+// badClassName is hasControl plus commas (class lists are stored
+// comma-joined) in one pass: twelve names an event, 100k events a second.
+func badClassName(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == ',' {
+			return true
+		} else if c >= 0x80 {
+			return hasControl(s[i:]) || strings.IndexByte(s[i:], ',') >= 0
+		}
+	}
+	return false
 }
 
 func hasControl(s string) bool {

@@ -262,3 +262,14 @@ func TestRecycledProbsStartEmpty(t *testing.T) {
 		Recycle([]Prediction{b})
 	}
 }
+
+func TestClassNamesRefused(t *testing.T) {
+	for name, bad := range map[string]bool{
+		"good": false, "missing_part": false, "défaut": false, "傷": false,
+		"": true, "a,b": true, "a\x01": true, "a\x7f": true, "défaut,x": true, "x\u0085": true,
+	} {
+		if err := checkClass(name); (err != nil) != bad {
+			t.Errorf("checkClass(%q) = %v, want refused=%v", name, err, bad)
+		}
+	}
+}
