@@ -95,7 +95,7 @@ func buildWorld(t *testing.T, conn driver.Conn, now time.Time) world {
 			probs[cls] = top
 			w.preds = append(w.preds, event.Prediction{EventID: id, TS: now.Add(-time.Duration(60-s*5-f) * time.Minute),
 				Model: "m", ModelVersion: "v1", Source: fmt.Sprint("cam-", 1+s%2), Task: event.TaskClassification,
-				ImageURI: "file:///img/" + id + ".png", PredictedClass: cls, Probs: probs, Arm: event.ArmStable})
+				ImageURI: "file:///img/" + id + ".png", PredictedClass: cls, Probs: event.ProbsOf(probs), Arm: event.ArmStable})
 			vecs[id] = nearCopy(r, base, 0.05)
 			w.scene[id] = s
 		}
@@ -105,10 +105,10 @@ func buildWorld(t *testing.T, conn driver.Conn, now time.Time) world {
 	w.preds = append(w.preds,
 		event.Prediction{EventID: "disputed-stable", TS: now.Add(-time.Minute), Model: "m", ModelVersion: "v1",
 			Source: "cam-1", Task: event.TaskClassification, ImageURI: img, PredictedClass: "ok", Arm: event.ArmStable,
-			Probs: map[string]float64{"ok": 0.7, "dent": 0.2, "scratch": 0.1}},
+			Probs: event.ProbsOf(map[string]float64{"ok": 0.7, "dent": 0.2, "scratch": 0.1})},
 		event.Prediction{EventID: "disputed-canary", TS: now.Add(-time.Minute), Model: "m", ModelVersion: "v2",
 			Source: "cam-1", Task: event.TaskClassification, ImageURI: img, PredictedClass: "dent", Arm: event.ArmCanary,
-			Probs: map[string]float64{"ok": 0.1, "dent": 0.8, "scratch": 0.1}})
+			Probs: event.ProbsOf(map[string]float64{"ok": 0.1, "dent": 0.8, "scratch": 0.1})})
 	vecs["disputed-stable"] = unitVec(r, 32)
 	vecs["disputed-canary"] = vecs["disputed-stable"]
 	w.scene["disputed-stable"] = 100

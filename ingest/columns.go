@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -32,8 +31,8 @@ type columns struct {
 	latency                                                                       []*float32
 	schema                                                                        []uint8
 
-	// The class list of the previous event, sorted, and joined: consecutive
-	// events of one model share it, so most events skip the sort and join.
+	// The class list of the previous event with probs, and joined:
+	// consecutive events of one model share it, so most skip the join.
 	lastClasses []string
 	lastSet     string
 	probs       []float64 // scratch: the last event's probabilities in lastClasses order
@@ -59,18 +58,17 @@ func newColumns(n int) *columns {
 }
 
 func (c *columns) add(p *event.Prediction, now time.Time) {
-	values, same := c.probsInOrder(p)
-	set := c.lastSet
-	var s event.Scores
-	if same {
-		s = event.SortedProbScores(c.lastClasses, c.probs)
-	} else {
+	var (
+		set    string
+		values []float32
+		s      event.Scores
+	)
+	if len(p.Probs) > 0 {
+		set, values, s = c.probsColumns(p.Probs)
+	} else { // top_k lists are not sorted: store them as given, never reuse them
 		var classes []string
-		classes, values = sortedProbs(p)
+		classes, values = topKColumns(p.TopK)
 		set = strings.Join(classes, ",")
-		if len(p.Probs) > 0 { // top_k lists are not sorted: never reuse them
-			c.lastClasses, c.lastSet = classes, set
-		}
 		s = p.Scores()
 	}
 	bc, bs, bx := flattenBoxes(p.Boxes)
@@ -163,49 +161,36 @@ func appendRows[T any](col driver.BatchColumn, rows []T) error {
 	return nil
 }
 
-// probsInOrder returns p's probabilities in the order of c.lastClasses
-// (and leaves them in c.probs as float64) when p's class set is exactly
-// lastClasses: same size, every class present. same is false otherwise.
-// Checking costs one map lookup per class, far less than sorting the names
-// again.
-func (c *columns) probsInOrder(p *event.Prediction) (values []float32, same bool) {
-	classes := c.lastClasses
-	if len(p.Probs) == 0 || len(p.Probs) != len(classes) {
-		return nil, false
-	}
+// probsColumns returns the class set, values and scores of a sorted
+// distribution. The class list and its joined form are reused while the
+// classes equal the previous event's, as they do for consecutive events of
+// one model; interned names usually make each comparison a pointer check.
+func (c *columns) probsColumns(probs event.Probs) (set string, values []float32, s event.Scores) {
 	start := len(c.floats)
 	c.probs = c.probs[:0]
-	for _, cl := range classes {
-		v, ok := p.Probs[cl]
-		if !ok {
-			c.floats = c.floats[:start]
-			return nil, false
-		}
-		c.floats = append(c.floats, float32(v))
-		c.probs = append(c.probs, v)
+	same := len(probs) == len(c.lastClasses)
+	for i, e := range probs {
+		same = same && e.Class == c.lastClasses[i]
+		c.floats = append(c.floats, float32(e.Score))
+		c.probs = append(c.probs, e.Score)
 	}
-	return c.floats[start:len(c.floats):len(c.floats)], true
+	values = c.floats[start:len(c.floats):len(c.floats)]
+	if !same {
+		classes := make([]string, len(probs))
+		for i, e := range probs {
+			classes[i] = e.Class
+		}
+		c.lastClasses, c.lastSet = classes, strings.Join(classes, ",")
+	}
+	return c.lastSet, values, event.SortedProbScores(c.lastClasses, c.probs)
 }
 
-// sortedProbs stores probs (or top_k) as parallel arrays in class order, so
-// equal distributions give equal rows.
-func sortedProbs(p *event.Prediction) ([]string, []float32) {
-	if len(p.Probs) == 0 {
-		classes := make([]string, len(p.TopK))
-		values := make([]float32, len(p.TopK))
-		for i, cs := range p.TopK {
-			classes[i], values[i] = cs.Class, float32(cs.Score)
-		}
-		return classes, values
-	}
-	classes := make([]string, 0, len(p.Probs))
-	for c := range p.Probs {
-		classes = append(classes, c)
-	}
-	sort.Strings(classes)
-	values := make([]float32, len(classes))
-	for i, c := range classes {
-		values[i] = float32(p.Probs[c])
+// topKColumns stores a top_k list as parallel arrays in the order given.
+func topKColumns(top []event.ClassScore) ([]string, []float32) {
+	classes := make([]string, len(top))
+	values := make([]float32, len(top))
+	for i, cs := range top {
+		classes[i], values[i] = cs.Class, float32(cs.Score)
 	}
 	return classes, values
 }

@@ -62,7 +62,6 @@ func Predictions(conn driver.Conn, dec *event.Decoder, m *Metrics) stream.Stage[
 				return err // items stay intact: the consumer retries with them
 			}
 			m.observe(items)
-			event.Recycle(items)
 			return nil
 		},
 	}

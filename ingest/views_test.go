@@ -17,7 +17,7 @@ func TestAccuracyCountsLateLabelsOnceEach(t *testing.T) {
 	pred := func(id, class string) event.Prediction {
 		return event.Prediction{EventID: id, TS: ts, Model: "m", ModelVersion: "v2", Source: "cam-1",
 			Task: event.TaskClassification, ImageURI: "file:///x", PredictedClass: class,
-			Probs: map[string]float64{class: 0.9, "other": 0.1}}
+			Probs: event.ProbsOf(map[string]float64{class: 0.9, "other": 0.1})}
 	}
 	preds := []event.Prediction{pred("a", "dent"), pred("b", "dent"), pred("c", "good")}
 	// The same batch twice: a redelivery must not count twice.

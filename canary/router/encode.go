@@ -3,7 +3,6 @@ package router
 import (
 	"errors"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -85,22 +84,17 @@ func appendField(dst []byte, name, v string) []byte {
 	return appendString(dst, v)
 }
 
-// appendProbs writes the map with sorted keys, as encoding/json does.
-func appendProbs(dst []byte, probs map[string]float64) ([]byte, error) {
-	var buf [32]string
-	keys := buf[:0]
-	for k := range probs {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+// appendProbs writes the distribution as an object in class order, as
+// Probs.MarshalJSON does.
+func appendProbs(dst []byte, probs event.Probs) ([]byte, error) {
 	dst = append(dst, '{')
 	var err error
-	for i, k := range keys {
+	for i, e := range probs {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(appendString(dst, k), ':')
-		if dst, err = appendFloat(dst, probs[k]); err != nil {
+		dst = append(appendString(dst, e.Class), ':')
+		if dst, err = appendFloat(dst, e.Score); err != nil {
 			return nil, err
 		}
 	}

@@ -17,7 +17,7 @@ func TestAppendPredictionMatchesEncode(t *testing.T) {
 	cases := []event.Prediction{
 		{EventID: "a", TS: time.Date(2026, 1, 2, 3, 4, 5, 678999999, time.FixedZone("x", 3600)), Model: "m",
 			ModelVersion: "v1", Source: "cam-1", Task: event.TaskClassification, ImageURI: "file:///a.png",
-			PredictedClass: "good", Probs: map[string]float64{"good": 0.9, "dent": 0.1, "z": 0, "neg": -0.0000001},
+			PredictedClass: "good", Probs: event.ProbsOf(map[string]float64{"good": 0.9, "dent": 0.1, "z": 0, "neg": -0.0000001}),
 			LatencyMS: &lat, Arm: "canary", RolloutID: "ro-1"},
 		{SchemaVersion: 1, EventID: `quo"te\back<>&` + "\u2028\u2029\x00\x1f\t\n\r\b\f\xff é 日本", TS: time.Unix(0, 0),
 			Task: event.TaskDetection, Boxes: []event.Box{{Class: "dent", Score: 0.5, XYXY: [4]float64{1, 2.5, tiny, huge}}},
@@ -27,10 +27,12 @@ func TestAppendPredictionMatchesEncode(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 300 {
 		p := event.Prediction{EventID: randomString(rng), Source: randomString(rng), ImageURI: randomString(rng),
-			TS: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9)), Probs: map[string]float64{}}
+			TS: time.Unix(rng.Int64N(4e9), rng.Int64N(1e9))}
+		probs := map[string]float64{}
 		for range rng.IntN(15) {
-			p.Probs[randomString(rng)] = randomFloat(rng)
+			probs[randomString(rng)] = randomFloat(rng)
 		}
+		p.Probs = event.ProbsOf(probs)
 		f := randomFloat(rng)
 		p.LatencyMS = &f
 		cases = append(cases, p)

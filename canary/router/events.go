@@ -63,7 +63,7 @@ func (r *Router) emit(outs []Output, meta requestMeta, reqID string, be *backend
 		p := event.Prediction{
 			SchemaVersion: event.SchemaVersion, EventID: id, TS: now,
 			Model: r.cfg.Model, ModelVersion: be.Version, Source: meta.source, Task: r.cfg.Task,
-			ImageURI: meta.imageURI(i), PredictedClass: o.Class, Probs: o.Probs, Boxes: o.Boxes,
+			ImageURI: meta.imageURI(i), PredictedClass: o.Class, Probs: event.ProbsOf(o.Probs), Boxes: o.Boxes,
 			LatencyMS: &ms, Arm: arm, RolloutID: rolloutID,
 		}
 		if p.Task == event.TaskDetection {

@@ -156,10 +156,11 @@ func readPage(ctx context.Context, conn driver.Conn, where string, args []any, a
 		}
 		p.TS = time.UnixMilli(int64(ms)).UTC()
 		if len(classes) > 0 && len(classes) == len(values) {
-			p.Probs = make(map[string]float64, len(classes))
+			m := make(map[string]float64, len(classes))
 			for i, c := range classes {
-				p.Probs[c] = float64(values[i])
+				m[c] = float64(values[i])
 			}
+			p.Probs = event.ProbsOf(m)
 		}
 		for i := range min(len(boxClasses), len(boxScores)) {
 			p.Boxes = append(p.Boxes, event.Box{Class: boxClasses[i], Score: float64(boxScores[i])})

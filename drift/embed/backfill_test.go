@@ -87,5 +87,5 @@ func TestBackfillEmbedsMissingOnceAndFilters(t *testing.T) {
 
 func predAt(id, source string, ts time.Time, uri string) event.Prediction {
 	return event.Prediction{EventID: id, TS: ts, Model: "m", ModelVersion: "v1", Source: source,
-		Task: event.TaskClassification, ImageURI: uri, PredictedClass: "ok", Probs: map[string]float64{"ok": 0.8, "dent": 0.2}}
+		Task: event.TaskClassification, ImageURI: uri, PredictedClass: "ok", Probs: event.ProbsOf(map[string]float64{"ok": 0.8, "dent": 0.2})}
 }

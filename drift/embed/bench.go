@@ -242,7 +242,7 @@ func (s *Stage) runPipeline(ctx context.Context, paths []string, n int) (float64
 		items[i] = Item{Weight: 1, Prediction: event.Prediction{
 			EventID: fmt.Sprintf("bench-%d-%d", run.UnixNano(), i), TS: run, Model: "bench", ModelVersion: "v1",
 			Source: "bench", Task: event.TaskClassification, ImageURI: "file://" + filepath.ToSlash(paths[i%len(paths)]),
-			PredictedClass: "ok", Probs: map[string]float64{"ok": 0.9, "dent": 0.1},
+			PredictedClass: "ok", Probs: event.Probs{{Class: "dent", Score: 0.1}, {Class: "ok", Score: 0.9}},
 		}}
 	}
 	before := s.Stats().Insert.Images

@@ -21,7 +21,7 @@ func pred(id, source string, ts time.Time, conf float64) event.Prediction {
 		probs[fmt.Sprintf("c%d", i)] = (1 - conf) / float64(k)
 	}
 	return event.Prediction{EventID: id, TS: ts, Model: "m", ModelVersion: "v", Source: source,
-		Task: event.TaskClassification, PredictedClass: "a", Probs: probs}
+		Task: event.TaskClassification, PredictedClass: "a", Probs: event.ProbsOf(probs)}
 }
 
 // TestSamplerFloorRaisesQuietSources feeds a busy and a quiet source for ten

@@ -62,7 +62,7 @@ func TestStageSkipsBadImagesAndStoresTheRest(t *testing.T) {
 	ts := time.Now().UTC().Truncate(time.Millisecond)
 	mk := func(id, uri string) Item {
 		return Item{Weight: 4, Prediction: event.Prediction{EventID: id, TS: ts, Model: "m", ModelVersion: "v", Source: "s",
-			Task: event.TaskClassification, ImageURI: uri, PredictedClass: "a", Probs: map[string]float64{"a": 1}}}
+			Task: event.TaskClassification, ImageURI: uri, PredictedClass: "a", Probs: event.ProbsOf(map[string]float64{"a": 1})}}
 	}
 	items := []Item{
 		mk("good", "file://"+filepath.Join(root, "good.png")),

@@ -72,7 +72,7 @@ func DecodePrediction(data []byte) (Prediction, error) {
 	return decodePrediction(data, nil)
 }
 
-func decodePrediction(data []byte, in interner) (Prediction, error) {
+func decodePrediction(data []byte, in *decodeState) (Prediction, error) {
 	p, err := parsePrediction(data, in)
 	if err != nil {
 		return Prediction{}, err
@@ -188,7 +188,7 @@ func (p *Prediction) checkClassification() error {
 			return err
 		}
 		if p.PredictedClass != "" {
-			if _, ok := p.Probs[p.PredictedClass]; !ok {
+			if _, ok := p.Probs.Get(p.PredictedClass); !ok {
 				return invalid(ReasonBadProbabilities, "predicted_class %q has no entry in probs", truncate(p.PredictedClass))
 			}
 		}
@@ -200,14 +200,20 @@ func (p *Prediction) checkClassification() error {
 	}
 }
 
-func checkProbs(probs map[string]float64) error {
+func checkProbs(probs Probs) error {
 	if len(probs) > maxClasses {
 		return invalid(ReasonBadProbabilities, "%d classes, limit %d", len(probs), maxClasses)
 	}
 	sum := 0.0
-	for c, v := range probs {
+	for i, e := range probs {
+		c, v := e.Class, e.Score
 		if err := checkClass(c); err != nil {
 			return err
+		}
+		// Decoders sort; this catches Probs built by hand out of order,
+		// which ingest would store under the wrong class.
+		if i > 0 && probs[i-1].Class >= c {
+			return invalid(ReasonBadProbabilities, "probs not sorted by class at %q", truncate(c))
 		}
 		if !finite(v) || v < 0 || v > 1 {
 			return invalid(ReasonBadProbabilities, "probs[%q] = %v is outside [0,1]", truncate(c), v)

@@ -175,11 +175,11 @@ func TestPredictionEncodeRoundTrip(t *testing.T) {
 
 func TestScoresTiesAndRunnerUp(t *testing.T) {
 	for range 20 { // map order varies between runs of the loop
-		s := (&Prediction{Probs: map[string]float64{"b": 0.4, "a": 0.4, "c": 0.2}}).Scores()
+		s := (&Prediction{Probs: ProbsOf(map[string]float64{"b": 0.4, "a": 0.4, "c": 0.2})}).Scores()
 		if s.TopClass != "a" || s.Margin != 0 {
 			t.Fatalf("tie: %+v, want top a with margin 0", s)
 		}
-		s = (&Prediction{Probs: map[string]float64{"x": 0.1, "y": 0.6, "z": 0.3}}).Scores()
+		s = (&Prediction{Probs: ProbsOf(map[string]float64{"x": 0.1, "y": 0.6, "z": 0.3})}).Scores()
 		if s.TopClass != "y" || math.Abs(s.Margin-0.3) > 1e-12 {
 			t.Fatalf("scores %+v, want y with margin 0.3", s)
 		}
@@ -209,7 +209,7 @@ func TestSortedProbScoresMatchesScores(t *testing.T) {
 			probs[c] /= total
 			values[i] = probs[c]
 		}
-		want := (&Prediction{Probs: probs}).Scores()
+		want := (&Prediction{Probs: ProbsOf(probs)}).Scores()
 		got := SortedProbScores(classes, values)
 		if got.TopClass != want.TopClass || got.Confidence != want.Confidence || got.Margin != want.Margin ||
 			math.Abs(got.Entropy-want.Entropy) > 1e-12 {
@@ -234,32 +234,37 @@ func TestNestedMissingFieldsAreRefusedNotPanics(t *testing.T) {
 	}
 }
 
-// A recycled map comes back empty: the next event never sees the classes
-// of the one before.
-func TestRecycledProbsStartEmpty(t *testing.T) {
+// Events decoded one after another by one Decoder share a slab for their
+// probabilities: the next event never sees the classes of the one before.
+func TestConsecutiveProbsDoNotShare(t *testing.T) {
 	dec := &Decoder{Limits: DefaultLimits()}
 	event := func(id, probs string) []byte {
 		return fmt.Appendf(nil, `{"event_id":%q,"ts":%q,"model":"m","model_version":"v","source":"s",`+
 			`"task":"classification","image_uri":"file:///x.jpg","probs":{%s}}`, id, time.Now().UTC().Format(time.RFC3339), probs)
 	}
-	for i := range 50 {
-		a, err := dec.Prediction(event("a", `"x":0.5,"y":0.5`))
+	var kept []Prediction
+	for i := range 2000 { // enough to cross several slabs
+		a, err := dec.Prediction(event("a", `"y":0.5,"x":0.5`))
 		if err != nil {
 			t.Fatal(err)
-		}
-		items := []Prediction{a}
-		Recycle(items)
-		if items[0].Probs != nil {
-			t.Fatal("Recycle left Probs set")
 		}
 		b, err := dec.Prediction(event("b", `"z":1`))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(b.Probs) != 1 || b.Probs["z"] != 1 {
+		if len(b.Probs) != 1 || b.Probs[0] != (ClassScore{"z", 1}) {
 			t.Fatalf("round %d: probs %v, want only z", i, b.Probs)
 		}
-		Recycle([]Prediction{b})
+		kept = append(kept, a, b)
+	}
+	for i, p := range kept {
+		want := Probs{{"x", 0.5}, {"y", 0.5}}
+		if i%2 == 1 {
+			want = Probs{{"z", 1}}
+		}
+		if !slices.Equal(p.Probs, want) {
+			t.Fatalf("event %d: probs %v after later decodes, want %v", i, p.Probs, want)
+		}
 	}
 }
 

@@ -43,23 +43,23 @@ type Box struct {
 }
 
 // Prediction is one model output for one image, as published on the
-// predictions topic. Probs holds the full softmax keyed by class name.
+// predictions topic. Probs holds the full softmax, sorted by class name.
 type Prediction struct {
-	SchemaVersion  int                `json:"schema_version,omitempty"`
-	EventID        string             `json:"event_id"`
-	TS             time.Time          `json:"ts"`
-	Model          string             `json:"model"`
-	ModelVersion   string             `json:"model_version"`
-	Source         string             `json:"source"`
-	Task           string             `json:"task"`
-	ImageURI       string             `json:"image_uri"`
-	PredictedClass string             `json:"predicted_class,omitempty"`
-	Probs          map[string]float64 `json:"probs,omitempty"`
-	TopK           []ClassScore       `json:"top_k,omitempty"`
-	Boxes          []Box              `json:"boxes,omitempty"`
-	LatencyMS      *float64           `json:"latency_ms,omitempty"`
-	Arm            string             `json:"arm,omitempty"`
-	RolloutID      string             `json:"rollout_id,omitempty"`
+	SchemaVersion  int          `json:"schema_version,omitempty"`
+	EventID        string       `json:"event_id"`
+	TS             time.Time    `json:"ts"`
+	Model          string       `json:"model"`
+	ModelVersion   string       `json:"model_version"`
+	Source         string       `json:"source"`
+	Task           string       `json:"task"`
+	ImageURI       string       `json:"image_uri"`
+	PredictedClass string       `json:"predicted_class,omitempty"`
+	Probs          Probs        `json:"probs,omitempty"`
+	TopK           []ClassScore `json:"top_k,omitempty"`
+	Boxes          []Box        `json:"boxes,omitempty"`
+	LatencyMS      *float64     `json:"latency_ms,omitempty"`
+	Arm            string       `json:"arm,omitempty"`
+	RolloutID      string       `json:"rollout_id,omitempty"`
 }
 
 // Label is a ground-truth answer for an earlier prediction, published on the

@@ -31,8 +31,8 @@ type Decoder struct {
 	// Now is the clock for MaxFuture and MaxAge; nil means time.Now.
 	Now func() time.Time
 
-	mu     sync.Mutex
-	intern interner
+	mu    sync.Mutex
+	state *decodeState
 }
 
 // Prediction decodes, validates and checks one prediction against d.Limits.
@@ -41,10 +41,10 @@ func (d *Decoder) Prediction(data []byte) (Prediction, error) {
 		return Prediction{}, invalid(ReasonTooLarge, "event is %d bytes, limit %d", len(data), d.Limits.MaxBytes)
 	}
 	d.mu.Lock()
-	if d.intern == nil {
-		d.intern = make(interner)
+	if d.state == nil {
+		d.state = &decodeState{intern: make(interner)}
 	}
-	p, err := decodePrediction(data, d.intern)
+	p, err := decodePrediction(data, d.state)
 	d.mu.Unlock()
 	if err != nil {
 		return Prediction{}, err

@@ -1,7 +1,6 @@
 package event
 
 import (
-	"sync"
 	"time"
 
 	"github.com/valyala/fastjson"
@@ -14,9 +13,27 @@ var parsers fastjson.ParserPool
 
 // interner shares the strings that repeat from event to event (model,
 // source, class names): fewer allocations, less garbage to collect. It is
-// bounded so hostile producers cannot grow it, and not safe for concurrent
-// use: each Decoder owns one and locks around a parse.
+// bounded so hostile producers cannot grow it.
 type interner map[string]string
+
+// decodeState is what a Decoder keeps between parses: interned names and
+// the slab Probs are carved from. It is not safe for concurrent use: each
+// Decoder owns one and locks around a parse. A nil *decodeState interns
+// nothing and allocates per event.
+type decodeState struct {
+	intern interner
+	slab   []ClassScore
+	read   []ClassScore // scratch: the probs of the event being parsed, in wire order
+	order  probsOrder
+}
+
+// str returns b as a string, interned when st has an interner.
+func (st *decodeState) str(b []byte) string {
+	if st == nil {
+		return string(b)
+	}
+	return st.intern.str(b)
+}
 
 const maxInterned = 4096
 
@@ -34,7 +51,7 @@ func (in interner) str(b []byte) string {
 	return s
 }
 
-func parsePrediction(data []byte, in interner) (Prediction, error) {
+func parsePrediction(data []byte, in *decodeState) (Prediction, error) {
 	if len(data) > MaxEventBytes {
 		return Prediction{}, invalid(ReasonTooLarge, "event is %d bytes, limit %d", len(data), MaxEventBytes)
 	}
@@ -60,7 +77,7 @@ func parsePrediction(data []byte, in interner) (Prediction, error) {
 
 // setField takes the key as bytes: a switch on string(key) converts
 // without allocating, which a string parameter would not.
-func (p *Prediction) setField(key []byte, v *fastjson.Value, in interner) error {
+func (p *Prediction) setField(key []byte, v *fastjson.Value, in *decodeState) error {
 	var err error
 	switch string(key) {
 	case "schema_version":
@@ -119,7 +136,7 @@ func stringField(field string, v *fastjson.Value) (string, error) {
 	return string(b), nil
 }
 
-func internField(field string, v *fastjson.Value, in interner) (string, error) {
+func internField(field string, v *fastjson.Value, in *decodeState) (string, error) {
 	b, err := v.StringBytes()
 	if err != nil {
 		return "", wrongType(field, v, "string")
@@ -158,29 +175,27 @@ func timeField(field string, v *fastjson.Value) (time.Time, error) {
 	return t, nil
 }
 
-// probsMaps holds probability maps handed back with Recycle. A map per
-// event was the largest allocation of the decoder, and at 100k events/s the
-// garbage collector's share of ingest CPU follows the bytes allocated.
-var probsMaps sync.Pool
+// probsSlab is how many ClassScores a decoder allocates at once to carve
+// events' Probs from: one allocation per few hundred events instead of one
+// per event.
+const probsSlab = 4096
 
-// maxPooledClasses keeps maps that grew for an unusually wide event out of
-// the pool: clearing a map keeps its size.
-const maxPooledClasses = 64
-
-// Recycle hands the probability maps of items back for reuse by later
-// decodes and sets their Probs to nil. Call it only once nothing refers to
-// those maps any more; ingest does, after a batch is stored.
-func Recycle(items []Prediction) {
-	for i := range items {
-		if m := items[i].Probs; m != nil && len(m) <= maxPooledClasses {
-			clear(m)
-			probsMaps.Put(m)
-		}
-		items[i].Probs = nil
+// probsBuf returns an empty Probs with room for exactly n entries, carved
+// from the decoder's slab when it has one. The full slice expression caps
+// it, so appending never spills into a neighbour's entries.
+func (st *decodeState) probsBuf(n int) Probs {
+	if st == nil || n > probsSlab/8 {
+		return make(Probs, 0, n)
 	}
+	if cap(st.slab)-len(st.slab) < n {
+		st.slab = make([]ClassScore, 0, probsSlab)
+	}
+	i := len(st.slab)
+	st.slab = st.slab[:i+n]
+	return Probs(st.slab[i : i : i+n])
 }
 
-func probsField(v *fastjson.Value, in interner) (map[string]float64, error) {
+func probsField(v *fastjson.Value, st *decodeState) (Probs, error) {
 	o, err := v.Object()
 	if err != nil {
 		return nil, wrongType("probs", v, "object of class → probability")
@@ -188,9 +203,11 @@ func probsField(v *fastjson.Value, in interner) (map[string]float64, error) {
 	if o.Len() > maxClasses {
 		return nil, invalid(ReasonBadProbabilities, "%d classes, limit %d", o.Len(), maxClasses)
 	}
-	probs, _ := probsMaps.Get().(map[string]float64)
-	if probs == nil {
-		probs = make(map[string]float64, o.Len())
+	var read Probs
+	if st == nil {
+		read = make(Probs, 0, o.Len())
+	} else {
+		read = st.read[:0]
 	}
 	var ferr error
 	o.Visit(func(key []byte, v *fastjson.Value) {
@@ -202,9 +219,62 @@ func probsField(v *fastjson.Value, in interner) (map[string]float64, error) {
 			ferr = wrongType("probs", v, "number")
 			return
 		}
-		probs[in.str(key)] = f
+		read = append(read, ClassScore{Class: st.str(key), Score: f})
 	})
-	return probs, ferr
+	if ferr != nil {
+		return nil, ferr
+	}
+	if st == nil {
+		return sortProbs(read), nil
+	}
+	st.read = read
+	if !st.order.matches(read) {
+		st.order.learn(read)
+	}
+	probs := st.probsBuf(len(st.order.perm))
+	for _, i := range st.order.perm {
+		probs = append(probs, read[i])
+	}
+	return probs, nil
+}
+
+// probsOrder remembers how the previous event's classes, in the order its
+// producer wrote them, map to sorted order. A producer writes the same
+// classes in the same order event after event, so the decoder checks that
+// (a pointer comparison per interned name) instead of sorting again.
+type probsOrder struct {
+	wire []string // the classes as the last learned event listed them
+	perm []int    // perm[k]: wire index of the k-th class in sorted order (the last one of repeats)
+}
+
+// matches reports whether read lists exactly the classes of o.wire, in the
+// same order.
+func (o *probsOrder) matches(read []ClassScore) bool {
+	if len(read) != len(o.wire) || len(read) == 0 {
+		return false
+	}
+	for i, e := range read {
+		if e.Class != o.wire[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// learn records the order of read's classes and the permutation that sorts
+// them, dropping repeats but the last, as sortProbs does.
+func (o *probsOrder) learn(read []ClassScore) {
+	o.wire = o.wire[:0]
+	idx := make(Probs, len(read)) // Score carries the wire index through the sort
+	for i, e := range read {
+		o.wire = append(o.wire, e.Class)
+		idx[i] = ClassScore{Class: e.Class, Score: float64(i)}
+	}
+	idx = sortProbs(idx)
+	o.perm = o.perm[:0]
+	for _, e := range idx {
+		o.perm = append(o.perm, int(e.Score))
+	}
 }
 
 func topKField(v *fastjson.Value) ([]ClassScore, error) {

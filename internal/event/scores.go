@@ -2,7 +2,6 @@ package event
 
 import (
 	"iter"
-	"maps"
 	"math"
 )
 
@@ -32,11 +31,19 @@ func (p *Prediction) Scores() Scores {
 	}
 }
 
-func probScores(probs map[string]float64) Scores { return scoresOf(maps.All(probs)) }
+func probScores(probs Probs) Scores {
+	return scoresOf(func(yield func(string, float64) bool) {
+		for _, e := range probs {
+			if !yield(e.Class, e.Score) {
+				return
+			}
+		}
+	})
+}
 
 // SortedProbScores is Scores of a full softmax given as parallel slices,
 // classes in increasing order: the same summary without a pass over the
-// Probs map, for callers that already hold the probabilities in order.
+// Probs, for callers that already hold the probabilities in order.
 func SortedProbScores(classes []string, probs []float64) Scores {
 	return scoresOf(func(yield func(string, float64) bool) {
 		for i, v := range probs {

@@ -159,7 +159,7 @@ func (g *Generator) Next(now time.Time) (event.Prediction, *event.Label) {
 		Arm:           event.ArmStable,
 	}
 	pred, probs := g.classify(truth, shifted)
-	p.PredictedClass, p.Probs = Classes[pred], probs
+	p.PredictedClass, p.Probs = Classes[pred], event.ProbsOf(probs)
 	latency := g.latency()
 	p.LatencyMS = &latency
 	return p, g.label(p, truth)

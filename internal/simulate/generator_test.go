@@ -59,8 +59,8 @@ func checkPrediction(t *testing.T, p event.Prediction) {
 		t.Errorf("predicted_class %s is not the argmax %s", p.PredictedClass, s.TopClass)
 	}
 	sum := 0.0
-	for _, v := range got.Probs {
-		sum += v
+	for _, e := range got.Probs {
+		sum += e.Score
 	}
 	if math.Abs(sum-1) > 1e-5 {
 		t.Errorf("probs sum to %v", sum)
@@ -114,7 +114,8 @@ func (w *window) add(p event.Prediction, l *event.Label) {
 		w.classes = map[string]int{}
 	}
 	w.n++
-	w.conf += p.Probs[p.PredictedClass]
+	conf, _ := p.Probs.Get(p.PredictedClass)
+	w.conf += conf
 	w.classes[p.PredictedClass]++
 	if strings.Contains(p.ImageURI, "/"+condShifted+"/") {
 		w.shiftedPictures++
