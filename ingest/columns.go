@@ -35,7 +35,6 @@ type columns struct {
 	// consecutive events of one model share it, so most skip the join.
 	lastClasses []string
 	lastSet     string
-	probs       []float64 // scratch: the last event's probabilities in lastClasses order
 
 	// floats backs the rows' probability arrays and latencies: one
 	// allocation per batch instead of two per event. Rows keep pointing
@@ -61,16 +60,15 @@ func (c *columns) add(p *event.Prediction, now time.Time) {
 	var (
 		set    string
 		values []float32
-		s      event.Scores
 	)
 	if len(p.Probs) > 0 {
-		set, values, s = c.probsColumns(p.Probs)
+		set, values = c.probsColumns(p.Probs)
 	} else { // top_k lists are not sorted: store them as given, never reuse them
 		var classes []string
 		classes, values = topKColumns(p.TopK)
 		set = strings.Join(classes, ",")
-		s = p.Scores()
 	}
+	s := p.Scores()
 	bc, bs, bx := flattenBoxes(p.Boxes)
 	var latency *float32
 	if p.LatencyMS != nil {
@@ -161,18 +159,15 @@ func appendRows[T any](col driver.BatchColumn, rows []T) error {
 	return nil
 }
 
-// probsColumns returns the class set, values and scores of a sorted
-// distribution. The class list and its joined form are reused while the
+// probsColumns returns the class set and values of a sorted distribution. The class list and its joined form are reused while the
 // classes equal the previous event's, as they do for consecutive events of
 // one model; interned names usually make each comparison a pointer check.
-func (c *columns) probsColumns(probs event.Probs) (set string, values []float32, s event.Scores) {
+func (c *columns) probsColumns(probs event.Probs) (set string, values []float32) {
 	start := len(c.floats)
-	c.probs = c.probs[:0]
 	same := len(probs) == len(c.lastClasses)
 	for i, e := range probs {
 		same = same && e.Class == c.lastClasses[i]
 		c.floats = append(c.floats, float32(e.Score))
-		c.probs = append(c.probs, e.Score)
 	}
 	values = c.floats[start:len(c.floats):len(c.floats)]
 	if !same {
@@ -182,7 +177,7 @@ func (c *columns) probsColumns(probs event.Probs) (set string, values []float32,
 		}
 		c.lastClasses, c.lastSet = classes, strings.Join(classes, ",")
 	}
-	return c.lastSet, values, event.SortedProbScores(c.lastClasses, c.probs)
+	return c.lastSet, values
 }
 
 // topKColumns stores a top_k list as parallel arrays in the order given.

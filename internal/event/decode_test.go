@@ -3,9 +3,7 @@ package event
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -182,38 +180,6 @@ func TestScoresTiesAndRunnerUp(t *testing.T) {
 		s = (&Prediction{Probs: ProbsOf(map[string]float64{"x": 0.1, "y": 0.6, "z": 0.3})}).Scores()
 		if s.TopClass != "y" || math.Abs(s.Margin-0.3) > 1e-12 {
 			t.Fatalf("scores %+v, want y with margin 0.3", s)
-		}
-	}
-}
-
-// SortedProbScores must agree with Scores on any distribution: ingest
-// stores one, the drift job and the queue read what the other computes.
-func TestSortedProbScoresMatchesScores(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 4))
-	for trial := range 500 {
-		n := 1 + rng.IntN(12)
-		probs := map[string]float64{}
-		total := 0.0
-		for i := range n {
-			// Coarse values make ties between the top classes common.
-			v := float64(rng.IntN(4))
-			probs[fmt.Sprintf("c%02d", i)] = v
-			total += v
-		}
-		if total == 0 {
-			continue
-		}
-		classes := slices.Sorted(maps.Keys(probs))
-		values := make([]float64, n)
-		for i, c := range classes {
-			probs[c] /= total
-			values[i] = probs[c]
-		}
-		want := (&Prediction{Probs: ProbsOf(probs)}).Scores()
-		got := SortedProbScores(classes, values)
-		if got.TopClass != want.TopClass || got.Confidence != want.Confidence || got.Margin != want.Margin ||
-			math.Abs(got.Entropy-want.Entropy) > 1e-12 {
-			t.Fatalf("trial %d %v: SortedProbScores %+v, Scores %+v", trial, probs, got, want)
 		}
 	}
 }

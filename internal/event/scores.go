@@ -41,19 +41,6 @@ func probScores(probs Probs) Scores {
 	})
 }
 
-// SortedProbScores is Scores of a full softmax given as parallel slices,
-// classes in increasing order: the same summary without a pass over the
-// Probs, for callers that already hold the probabilities in order.
-func SortedProbScores(classes []string, probs []float64) Scores {
-	return scoresOf(func(yield func(string, float64) bool) {
-		for i, v := range probs {
-			if !yield(classes[i], v) {
-				return
-			}
-		}
-	})
-}
-
 // scoresOf summarises a distribution visited in any order.
 func scoresOf(probs iter.Seq2[string, float64]) Scores {
 	var s Scores
