@@ -28,6 +28,7 @@ demo: setup build
 test: setup lint
 	$(GO) test -race -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz FuzzDecodePrediction -fuzztime 20s ./internal/event
+	$(GO) test -run '^$$' -fuzz FuzzScanner -fuzztime 10s ./internal/event
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -1,15 +1,14 @@
 package event
 
 import (
+	"strconv"
 	"time"
-
-	"github.com/valyala/fastjson"
 )
 
 // Predictions arrive at 100k/s and more; encoding/json's reflection costs
-// ~10 µs an event, so the hot path parses with fastjson and fills the struct
-// by hand. Labels, far rarer, keep encoding/json.
-var parsers fastjson.ParserPool
+// ~10 µs an event, so the hot path reads them with a single-pass scanner
+// (scan.go) that fills the struct as it goes. Labels, far rarer, keep
+// encoding/json.
 
 // interner shares the strings that repeat from event to event (model,
 // source, class names): fewer allocations, less garbage to collect. It is
@@ -25,14 +24,27 @@ type decodeState struct {
 	slab   []ClassScore
 	read   []ClassScore // scratch: the probs of the event being parsed, in wire order
 	order  probsOrder
+	// The scanner's buffers for unescaped keys and strings, kept between events.
+	keyBuf, valBuf []byte
+	recent         [256]string // the names last interned, by a hash of a few bytes
 }
 
-// str returns b as a string, interned when st has an interner.
+// str returns b as a string, interned when st has an interner. The recent
+// table answers most calls with one comparison: an event repeats the names
+// of the one before, and a map lookup per name cost a fifth of the decode.
 func (st *decodeState) str(b []byte) string {
 	if st == nil {
 		return string(b)
 	}
-	return st.intern.str(b)
+	if len(b) == 0 {
+		return ""
+	}
+	slot := &st.recent[(uint(len(b))*131+uint(b[0])*31+uint(b[len(b)/2])*7+uint(b[len(b)-1]))%uint(len(st.recent))]
+	if *slot == string(b) {
+		return *slot
+	}
+	*slot = st.intern.str(b)
+	return *slot
 }
 
 const maxInterned = 4096
@@ -51,128 +63,143 @@ func (in interner) str(b []byte) string {
 	return s
 }
 
-func parsePrediction(data []byte, in *decodeState) (Prediction, error) {
+func parsePrediction(data []byte, st *decodeState) (Prediction, error) {
 	if len(data) > MaxEventBytes {
 		return Prediction{}, invalid(ReasonTooLarge, "event is %d bytes, limit %d", len(data), MaxEventBytes)
 	}
-	parser := parsers.Get()
-	defer parsers.Put(parser)
-	v, err := parser.ParseBytes(data)
-	if err != nil {
-		return Prediction{}, invalid(ReasonMalformedJSON, "%v", err)
+	s := scanner{data: data}
+	if st != nil {
+		s.keyBuf, s.valBuf = st.keyBuf, st.valBuf
+		defer func() { st.keyBuf, st.valBuf = s.keyBuf, s.valBuf }()
 	}
-	obj, err := v.Object()
-	if err != nil {
-		return Prediction{}, invalid(ReasonWrongType, "event must be a JSON object, got %s", v.Type())
+	if s.peek() != '{' {
+		kind := s.kind()
+		if err := s.skip(0); err != nil {
+			return Prediction{}, err
+		}
+		if err := s.end(); err != nil {
+			return Prediction{}, err
+		}
+		return Prediction{}, invalid(ReasonWrongType, "event must be a JSON object, got %s", kind)
 	}
 	var p Prediction
-	var ferr error
-	obj.Visit(func(key []byte, v *fastjson.Value) {
-		if ferr == nil && v.Type() != fastjson.TypeNull {
-			ferr = p.setField(key, v, in)
+	err := s.object(func(key []byte) error {
+		if s.failed() || s.null() {
+			return s.skip(0) // null reads as absent
 		}
+		return p.setField(key, &s, st)
 	})
-	return p, ferr
+	if err == nil {
+		err = s.end()
+	}
+	if err != nil {
+		return Prediction{}, err
+	}
+	return p, s.refused
 }
 
-// setField takes the key as bytes: a switch on string(key) converts
-// without allocating, which a string parameter would not.
-func (p *Prediction) setField(key []byte, v *fastjson.Value, in *decodeState) error {
-	var err error
+// setField reads the value of one top-level key into p. The switch on
+// string(key) converts without allocating.
+func (p *Prediction) setField(key []byte, s *scanner, st *decodeState) error {
 	switch string(key) {
 	case "schema_version":
-		p.SchemaVersion, err = intField("schema_version", v)
+		return s.integer("schema_version", &p.SchemaVersion)
 	case "event_id":
-		p.EventID, err = stringField("event_id", v)
+		return s.text("event_id", &p.EventID, nil)
 	case "ts":
-		p.TS, err = timeField("ts", v)
+		return s.time("ts", &p.TS)
 	case "model":
-		p.Model, err = internField("model", v, in)
+		return s.text("model", &p.Model, st)
 	case "model_version":
-		p.ModelVersion, err = internField("model_version", v, in)
+		return s.text("model_version", &p.ModelVersion, st)
 	case "source":
-		p.Source, err = internField("source", v, in)
+		return s.text("source", &p.Source, st)
 	case "task":
-		p.Task, err = internField("task", v, in)
+		return s.text("task", &p.Task, st)
 	case "image_uri":
-		p.ImageURI, err = stringField("image_uri", v)
+		return s.text("image_uri", &p.ImageURI, nil)
 	case "predicted_class":
-		p.PredictedClass, err = internField("predicted_class", v, in)
+		return s.text("predicted_class", &p.PredictedClass, st)
 	case "arm":
-		p.Arm, err = internField("arm", v, in)
+		return s.text("arm", &p.Arm, st)
 	case "rollout_id":
-		p.RolloutID, err = internField("rollout_id", v, in)
+		return s.text("rollout_id", &p.RolloutID, st)
 	case "latency_ms":
-		var f float64
-		f, err = floatField("latency_ms", v)
-		p.LatencyMS = &f
+		f := new(float64)
+		p.LatencyMS = f
+		return s.float("latency_ms", f)
 	case "probs":
-		p.Probs, err = probsField(v, in)
+		return s.probs(&p.Probs, st)
 	case "top_k":
-		p.TopK, err = topKField(v)
+		return s.topK(&p.TopK)
 	case "boxes":
-		p.Boxes, err = boxesField(v)
+		return s.boxes(&p.Boxes)
 	}
+	return s.skip(0)
+}
+
+// text reads a string into dst, interned through st when st is not nil
+// (for names that repeat from event to event).
+func (s *scanner) text(field string, dst *string, st *decodeState) error {
+	if s.peek() != '"' {
+		return s.wrongType(field, "string")
+	}
+	b, err := s.str(&s.valBuf)
+	if err != nil {
+		return err
+	}
+	if st != nil {
+		*dst = st.str(b)
+	} else {
+		*dst = string(b)
+	}
+	return nil
+}
+
+func (s *scanner) float(field string, dst *float64) error {
+	if c := s.peek(); c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n' {
+		return s.wrongType(field, "number")
+	}
+	v, _, err := s.number()
+	*dst = v
 	return err
 }
 
-func wrongType(field string, v *fastjson.Value, want string) error {
-	return invalid(ReasonWrongType, "field %q: got JSON %s, want %s", field, v.Type(), want)
+func (s *scanner) integer(field string, dst *int) error {
+	if c := s.peek(); c == '"' || c == '{' || c == '[' || c == 't' || c == 'f' || c == 'n' {
+		return s.wrongType(field, "integer")
+	}
+	_, text, err := s.number()
+	if err != nil {
+		return err
+	}
+	n, perr := strconv.Atoi(string(text))
+	if perr != nil {
+		s.refuse(invalid(ReasonWrongType, "field %q: got %s, want an integer", field, truncate(string(text))))
+	}
+	*dst = n
+	return nil
 }
 
-// missing reports a nested field that is absent: Get returns nil for it.
+func (s *scanner) time(field string, dst *time.Time) error {
+	if s.peek() != '"' {
+		return s.wrongType(field, "RFC 3339 string")
+	}
+	b, err := s.str(&s.valBuf)
+	if err != nil {
+		return err
+	}
+	t, perr := time.Parse(time.RFC3339Nano, string(b))
+	if perr != nil {
+		s.refuse(invalid(ReasonBadTimestamp, "ts is not RFC 3339: %q", truncate(string(b))))
+	}
+	*dst = t
+	return nil
+}
+
+// missing reports a nested field that is absent.
 func missing(field string) error {
 	return invalid(ReasonMissingField, "%s is required", field)
-}
-
-func stringField(field string, v *fastjson.Value) (string, error) {
-	if v == nil {
-		return "", missing(field)
-	}
-	b, err := v.StringBytes()
-	if err != nil {
-		return "", wrongType(field, v, "string")
-	}
-	return string(b), nil
-}
-
-func internField(field string, v *fastjson.Value, in *decodeState) (string, error) {
-	b, err := v.StringBytes()
-	if err != nil {
-		return "", wrongType(field, v, "string")
-	}
-	return in.str(b), nil
-}
-
-func floatField(field string, v *fastjson.Value) (float64, error) {
-	if v == nil {
-		return 0, missing(field)
-	}
-	f, err := v.Float64()
-	if err != nil {
-		return 0, wrongType(field, v, "number")
-	}
-	return f, nil
-}
-
-func intField(field string, v *fastjson.Value) (int, error) {
-	n, err := v.Int()
-	if err != nil {
-		return 0, wrongType(field, v, "integer")
-	}
-	return n, nil
-}
-
-func timeField(field string, v *fastjson.Value) (time.Time, error) {
-	s, err := v.StringBytes()
-	if err != nil {
-		return time.Time{}, wrongType(field, v, "RFC 3339 string")
-	}
-	t, err := time.Parse(time.RFC3339Nano, string(s))
-	if err != nil {
-		return time.Time{}, invalid(ReasonBadTimestamp, "ts is not RFC 3339: %q", truncate(string(s)))
-	}
-	return t, nil
 }
 
 // probsSlab is how many ClassScores a decoder allocates at once to carve
@@ -195,37 +222,37 @@ func (st *decodeState) probsBuf(n int) Probs {
 	return Probs(st.slab[i : i : i+n])
 }
 
-func probsField(v *fastjson.Value, st *decodeState) (Probs, error) {
-	o, err := v.Object()
-	if err != nil {
-		return nil, wrongType("probs", v, "object of class → probability")
-	}
-	if o.Len() > maxClasses {
-		return nil, invalid(ReasonBadProbabilities, "%d classes, limit %d", o.Len(), maxClasses)
+// probs reads the object of class → probability into dst, sorted by class.
+func (s *scanner) probs(dst *Probs, st *decodeState) error {
+	if s.peek() != '{' {
+		return s.wrongType("probs", "object of class → probability")
 	}
 	var read Probs
-	if st == nil {
-		read = make(Probs, 0, o.Len())
-	} else {
+	if st != nil {
 		read = st.read[:0]
 	}
-	var ferr error
-	o.Visit(func(key []byte, v *fastjson.Value) {
-		if ferr != nil {
-			return
+	err := s.object(func(key []byte) error {
+		if s.failed() {
+			return s.skip(0)
 		}
-		f, err := v.Float64()
-		if err != nil {
-			ferr = wrongType("probs", v, "number")
-			return
+		if len(read) == maxClasses {
+			s.refuse(invalid(ReasonBadProbabilities, "more than %d classes", maxClasses))
+			return s.skip(0)
 		}
-		read = append(read, ClassScore{Class: st.str(key), Score: f})
+		class := st.str(key) // before the value: the key's bytes are only valid until then
+		var v float64
+		if err := s.float("probs", &v); err != nil {
+			return err
+		}
+		read = append(read, ClassScore{Class: class, Score: v})
+		return nil
 	})
-	if ferr != nil {
-		return nil, ferr
+	if err != nil || s.failed() {
+		return err
 	}
 	if st == nil {
-		return sortProbs(read), nil
+		*dst = sortProbs(read)
+		return nil
 	}
 	st.read = read
 	if !st.order.matches(read) {
@@ -235,7 +262,8 @@ func probsField(v *fastjson.Value, st *decodeState) (Probs, error) {
 	for _, i := range st.order.perm {
 		probs = append(probs, read[i])
 	}
-	return probs, nil
+	*dst = probs
+	return nil
 }
 
 // probsOrder remembers how the previous event's classes, in the order its
@@ -277,66 +305,117 @@ func (o *probsOrder) learn(read []ClassScore) {
 	}
 }
 
-func topKField(v *fastjson.Value) ([]ClassScore, error) {
-	arr, err := v.Array()
-	if err != nil {
-		return nil, wrongType("top_k", v, "array")
+func (s *scanner) topK(dst *[]ClassScore) error {
+	if s.peek() != '[' {
+		return s.wrongType("top_k", "array")
 	}
-	if len(arr) > maxClasses {
-		return nil, invalid(ReasonBadProbabilities, "%d top_k entries, limit %d", len(arr), maxClasses)
-	}
-	out := make([]ClassScore, len(arr))
-	for i, e := range arr {
-		if e.Type() != fastjson.TypeObject {
-			return nil, wrongType("top_k", e, "object")
+	var out []ClassScore
+	err := s.array(func(i int) error {
+		switch {
+		case s.failed():
+			return s.skip(0)
+		case i == maxClasses:
+			s.refuse(invalid(ReasonBadProbabilities, "more than %d top_k entries", maxClasses))
+			return s.skip(0)
+		case s.peek() != '{':
+			return s.wrongType("top_k", "object")
 		}
-		if out[i].Class, err = stringField("top_k.class", e.Get("class")); err != nil {
-			return nil, err
-		}
-		if out[i].Score, err = floatField("top_k.score", e.Get("score")); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+		var cs ClassScore
+		var seen [2]bool
+		err := s.object(func(key []byte) error {
+			switch {
+			case s.failed():
+			case string(key) == "class":
+				seen[0] = true
+				return s.text("top_k.class", &cs.Class, nil)
+			case string(key) == "score":
+				seen[1] = true
+				return s.float("top_k.score", &cs.Score)
+			}
+			return s.skip(0)
+		})
+		s.requireAll(seen[:], "top_k.class", "top_k.score")
+		out = append(out, cs)
+		return err
+	})
+	*dst = out
+	return err
 }
 
-func boxesField(v *fastjson.Value) ([]Box, error) {
-	arr, err := v.Array()
-	if err != nil {
-		return nil, wrongType("boxes", v, "array")
-	}
-	if len(arr) > maxBoxes {
-		return nil, invalid(ReasonBadBoxes, "%d boxes, limit %d", len(arr), maxBoxes)
-	}
-	out := make([]Box, len(arr))
-	for i, e := range arr {
-		if out[i], err = boxField(i, e); err != nil {
-			return nil, err
+// requireAll refuses the first of fields whose seen flag is false.
+func (s *scanner) requireAll(seen []bool, fields ...string) {
+	for i, ok := range seen {
+		if !ok {
+			s.refuse(missing(fields[i]))
+			return
 		}
 	}
-	return out, nil
 }
 
-func boxField(i int, e *fastjson.Value) (Box, error) {
+func (s *scanner) boxes(dst *[]Box) error {
+	if s.peek() != '[' {
+		return s.wrongType("boxes", "array")
+	}
+	var out []Box
+	err := s.array(func(i int) error {
+		switch {
+		case s.failed():
+			return s.skip(0)
+		case i == maxBoxes:
+			s.refuse(invalid(ReasonBadBoxes, "more than %d boxes", maxBoxes))
+			return s.skip(0)
+		case s.peek() != '{':
+			return s.wrongType("boxes", "object")
+		}
+		b, err := s.box(i)
+		out = append(out, b)
+		return err
+	})
+	*dst = out
+	return err
+}
+
+func (s *scanner) box(i int) (Box, error) {
 	var b Box
-	if e.Type() != fastjson.TypeObject {
-		return b, wrongType("boxes", e, "object")
-	}
-	var err error
-	if b.Class, err = stringField("boxes.class", e.Get("class")); err != nil {
-		return b, err
-	}
-	if b.Score, err = floatField("boxes.score", e.Get("score")); err != nil {
-		return b, err
-	}
-	xyxy := e.GetArray("xyxy")
-	if len(xyxy) != 4 {
-		return b, invalid(ReasonBadBoxes, "box %d: xyxy needs exactly 4 numbers", i)
-	}
-	for j, c := range xyxy {
-		if b.XYXY[j], err = floatField("boxes.xyxy", c); err != nil {
-			return b, err
+	var seen [3]bool
+	err := s.object(func(key []byte) error {
+		switch {
+		case s.failed():
+		case string(key) == "class":
+			seen[0] = true
+			return s.text("boxes.class", &b.Class, nil)
+		case string(key) == "score":
+			seen[1] = true
+			return s.float("boxes.score", &b.Score)
+		case string(key) == "xyxy":
+			seen[2] = true
+			return s.xyxy(i, &b.XYXY)
 		}
+		return s.skip(0)
+	})
+	s.requireAll(seen[:2], "boxes.class", "boxes.score")
+	if !seen[2] {
+		s.refuse(invalid(ReasonBadBoxes, "box %d: xyxy needs exactly 4 numbers", i))
 	}
-	return b, nil
+	return b, err
+}
+
+func (s *scanner) xyxy(i int, dst *[4]float64) error {
+	bad := invalid(ReasonBadBoxes, "box %d: xyxy needs exactly 4 numbers", i)
+	if s.peek() != '[' {
+		s.refuse(bad)
+		return s.skip(0)
+	}
+	n := 0
+	err := s.array(func(j int) error {
+		n++
+		if j >= 4 || s.failed() {
+			return s.skip(0)
+		}
+		return s.float("boxes.xyxy", &dst[j])
+	})
+	if n != 4 {
+		s.refuse(bad)
+	}
+	return err
 }
