@@ -143,11 +143,28 @@ func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction,
 func appendColumn(col driver.BatchColumn, v any) error {
 	switch rows := v.(type) {
 	case [][]float32:
-		return appendRows(col, rows)
+		return appendFloatRows(col, rows)
 	case [][]string:
 		return appendRows(col, rows)
 	}
 	return col.Append(v)
+}
+
+// appendFloatRows hands clickhouse-go each row as pointers to its values:
+// given []float32 it boxes every element into an interface (an allocation
+// per probability), given []*float32 it boxes nothing.
+func appendFloatRows(col driver.BatchColumn, rows [][]float32) error {
+	var ptrs []*float32
+	for _, r := range rows {
+		ptrs = ptrs[:0]
+		for i := range r {
+			ptrs = append(ptrs, &r[i])
+		}
+		if err := col.AppendRow(ptrs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func appendRows[T any](col driver.BatchColumn, rows []T) error {
