@@ -54,7 +54,7 @@ func TestBrokerRestart(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		stage := ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil))
-		_ = stream.Run(ctx, r, stage, stream.Options{BatchSize: 50, FlushInterval: 100 * time.Millisecond, Log: testenv.Logger(t)})
+		_ = stream.Run(ctx, r, stage, stream.Options{BatchSize: 50, BatchesPerWrite: 2, FlushInterval: 100 * time.Millisecond, Log: testenv.Logger(t)})
 	}()
 	distinct := func() bool { return testenv.Count(t, db, "SELECT uniqExact(event_id) FROM predictions") == 100 }
 	testenv.Eventually(t, 30*time.Second, "100 rows before the restart", distinct)

@@ -119,22 +119,30 @@ func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Pred
 
 // buildBatch lays items out as columns in a prepared insert, ready to send.
 func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) (driver.Batch, error) {
+	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions ("+predictionColumns+")")
+	if err != nil {
+		return nil, fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
+	}
+	if err := appendPredictions(batch, items, now); err != nil {
+		_ = batch.Abort()
+		return nil, err
+	}
+	return batch, nil
+}
+
+// appendPredictions appends items to batch as one block of columns.
+func appendPredictions(batch driver.Batch, items []event.Prediction, now time.Time) error {
 	cols := newColumns(len(items))
 	now = now.UTC().Truncate(time.Second)
 	for i := range items {
 		cols.add(&items[i], now)
 	}
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions ("+predictionColumns+")")
-	if err != nil {
-		return nil, fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
-	}
 	for i, col := range cols.all() {
 		if err := appendColumn(batch.Column(i), col); err != nil {
-			_ = batch.Abort()
-			return nil, fmt.Errorf("append column %d of %d predictions: %w", i, len(items), err)
+			return fmt.Errorf("append column %d of %d predictions: %w", i, len(items), err)
 		}
 	}
-	return batch, nil
+	return nil
 }
 
 // appendColumn appends a whole column. clickhouse-go appends a slice of

@@ -51,7 +51,7 @@ func consume[T any](h *harness, topic string, stage stream.Stage[T]) (stop func(
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		opts := stream.Options{BatchSize: 500, FlushInterval: 100 * time.Millisecond, DeadLetter: dlq, Log: testenv.Logger(h.t)}
+		opts := stream.Options{BatchSize: 500, BatchesPerWrite: 3, FlushInterval: 100 * time.Millisecond, DeadLetter: dlq, Log: testenv.Logger(h.t)}
 		if err := stream.Run(ctx, r, stage, opts); err != nil {
 			h.t.Error(err)
 		}
@@ -121,15 +121,42 @@ func TestPredictionsEndToEnd(t *testing.T) {
 
 // countingStage wraps a stage to count what it stores.
 func countingStage[T any](s stream.Stage[T], n *atomic.Int64) stream.Stage[T] {
-	inner := s.Store
-	s.Store = func(ctx context.Context, items []T) error {
-		err := inner(ctx, items)
+	return hookedStage(s, func(stored int, err error) error {
 		if err == nil {
-			n.Add(int64(len(items)))
+			n.Add(int64(stored))
 		}
 		return err
+	})
+}
+
+// hookedStage wraps a stage's writes: after each commit of the real write,
+// hook sees how many items the write held and the commit's error, and
+// returns the error the consumer sees.
+func hookedStage[T any](s stream.Stage[T], hook func(items int, err error) error) stream.Stage[T] {
+	inner := s.Begin
+	s.Begin = func(ctx context.Context) (stream.Write[T], error) {
+		w, err := inner(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &hookedWrite[T]{Write: w, hook: hook}, nil
 	}
 	return s
+}
+
+type hookedWrite[T any] struct {
+	stream.Write[T]
+	n    int
+	hook func(int, error) error
+}
+
+func (w *hookedWrite[T]) Add(ctx context.Context, items []T) error {
+	w.n += len(items)
+	return w.Write.Add(ctx, items)
+}
+
+func (w *hookedWrite[T]) Commit(ctx context.Context) error {
+	return w.hook(w.n, w.Write.Commit(ctx))
 }
 
 func TestOffsetsCommittedOnlyAfterStore(t *testing.T) {
@@ -173,12 +200,11 @@ func TestStoreFailureHoldsOffsets(t *testing.T) {
 	// retried, not skipped, and nothing may be committed in between.
 	var calls atomic.Int64
 	stage := ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil))
-	inner := stage.Store
-	stage.Store = func(ctx context.Context, items []event.Prediction) error {
+	stage.Begin = func(ctx context.Context) (stream.Write[event.Prediction], error) {
 		if calls.Add(1) <= 3 {
-			return fmt.Errorf("injected outage")
+			return nil, fmt.Errorf("injected outage")
 		}
-		return inner(ctx, items)
+		return ingest.Predictions(db, &event.Decoder{}, ingest.NewMetrics(nil)).Begin(ctx)
 	}
 	stop := consume(h, "predictions", stage)
 	testenv.Eventually(t, 30*time.Second, "rows after the outage", func() bool {

@@ -53,7 +53,7 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		stage := ingest.Predictions(db, &event.Decoder{Limits: event.DefaultLimits()}, ingest.NewMetrics(nil))
-		opts := stream.Options{BatchSize: 200, FlushInterval: 100 * time.Millisecond, Metrics: metrics,
+		opts := stream.Options{BatchSize: 200, BatchesPerWrite: 3, FlushInterval: 100 * time.Millisecond, Metrics: metrics,
 			RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond, Log: testenv.Logger(t)}
 		if err := stream.Run(runCtx, r, stage, opts); err != nil {
 			t.Error(err)

@@ -87,7 +87,7 @@ func runIngest(b *testing.B, kc *kafkaconn.Conn, db driver.Conn) (stop func()) {
 	go func() {
 		defer wg.Done()
 		stage := ingest.Predictions(db, &event.Decoder{Limits: d.Ingest.Limits}, ingest.NewMetrics(nil))
-		opts := stream.Options{BatchSize: d.Ingest.BatchSize, FlushInterval: d.Ingest.FlushInterval, Log: testenv.Logger(b)}
+		opts := stream.Options{BatchSize: d.Ingest.BatchSize, BatchesPerWrite: d.Ingest.BatchesPerInsert, FlushInterval: d.Ingest.FlushInterval, Log: testenv.Logger(b)}
 		if err := stream.Run(ctx, r, stage, opts); err != nil {
 			b.Error(err)
 		}

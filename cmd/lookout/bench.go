@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +27,7 @@ type benchOptions struct {
 	events     int
 	partitions int
 	rounds     int
+	brokerCPU  cpuMeter
 }
 
 func init() {
@@ -50,6 +52,7 @@ type benchResult struct {
 	wall      time.Duration
 	cpu       time.Duration
 	serverCPU time.Duration // ClickHouse server's CPU during the run; <0 if unknown
+	brokerCPU time.Duration // the development broker's CPU during the run; <0 if unknown
 	maxRSS    int64         // KiB
 	sustained float64       // events/s between 10% and 90% of the backlog stored; 0 if not measured
 	events    int
@@ -64,8 +67,8 @@ func (r benchResult) row() string {
 		return fmt.Sprintf("%.3f", d.Seconds()*10000/float64(r.events))
 	}
 	rate := float64(r.events) / r.wall.Seconds()
-	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %s | %s | %.0f | %s |", r.name, r.events, r.wall.Seconds(),
-		rate, per10k(r.cpu), per10k(r.serverCPU), float64(r.maxRSS)/1024, r.comment)
+	return fmt.Sprintf("| %s | %d | %.2f | %.0f | %s | %s | %s | %.0f | %s |", r.name, r.events, r.wall.Seconds(),
+		rate, per10k(r.cpu), per10k(r.serverCPU), per10k(r.brokerCPU), float64(r.maxRSS)/1024, r.comment)
 }
 
 // serverCPU returns the CPU time used so far by the local ClickHouse server,
@@ -75,37 +78,44 @@ func serverCPU() time.Duration {
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
-		if err != nil || !strings.HasPrefix(string(comm), "clickhouse-serv") {
-			continue
+		if err == nil && strings.HasPrefix(string(comm), "clickhouse-serv") {
+			return procCPU(d.Name())
 		}
-		stat, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil {
-			return -1
-		}
-		// Fields after the parenthesised command: utime and stime are the
-		// 12th and 13th, in clock ticks (100 per second on Linux).
-		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-		var ut, st int64
-		if len(f) < 13 {
-			return -1
-		}
-		fmt.Sscan(f[11], &ut)
-		fmt.Sscan(f[12], &st)
-		return time.Duration(ut+st) * 10 * time.Millisecond
 	}
 	return -1
 }
 
-// withServerCPU runs f and charges the ClickHouse server's CPU over that
-// time to its result.
-func withServerCPU(f func() (benchResult, error)) (benchResult, error) {
-	before := serverCPU()
-	r, err := f()
-	after := serverCPU()
-	r.serverCPU = -1
-	if before >= 0 && after >= 0 {
-		r.serverCPU = after - before
+// procCPU returns the CPU time process pid has used so far, -1 if unknown.
+func procCPU(pid string) time.Duration {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return -1
 	}
+	// Fields after the parenthesised command: utime and stime are the 12th
+	// and 13th, in clock ticks (100 per second on Linux).
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	var ut, st int64
+	if len(f) < 13 {
+		return -1
+	}
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// cpuMeter reads a process's CPU time; during charges what it used
+// during f to f's result.
+type cpuMeter func() time.Duration
+
+func (m cpuMeter) during(f func() (benchResult, error), charge func(*benchResult, time.Duration)) (benchResult, error) {
+	before := m()
+	r, err := f()
+	after := m()
+	used := time.Duration(-1)
+	if before >= 0 && after >= 0 {
+		used = after - before
+	}
+	charge(&r, used)
 	return r, err
 }
 
@@ -118,10 +128,11 @@ func (o *benchOptions) run(ctx context.Context, cfg config.Config, log *slog.Log
 	if err != nil {
 		return err
 	}
-	broker, stopBroker, err := startBrokerProcess(ctx, self, o.partitions)
+	broker, brokerPID, stopBroker, err := startBrokerProcess(ctx, self, o.partitions)
 	if err != nil {
 		return err
 	}
+	o.brokerCPU = func() time.Duration { return procCPU(brokerPID) }
 	defer stopBroker()
 	cfg.Kafka.Brokers = []string{broker}
 	cfg.ClickHouse.Database = "lookout_bench_ingest"
@@ -136,8 +147,8 @@ func (o *benchOptions) run(ctx context.Context, cfg config.Config, log *slog.Log
 	if err := produceBenchEvents(ctx, cfg, o.events); err != nil {
 		return err
 	}
-	fmt.Println("\n| round | path | events | wall s | events/s | CPU s per 10k events | ClickHouse server CPU s per 10k | peak RSS MiB | note |")
-	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	fmt.Println("\n| round | path | events | wall s | events/s | CPU s per 10k events | ClickHouse server CPU s per 10k | broker CPU s per 10k | peak RSS MiB | note |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
 	var wallRatios, sustainedRatios []float64
 	for round := 1; round <= max(o.rounds, 1); round++ {
 		pipe, ours, err := o.runRound(ctx, self, cfg, conn)
@@ -164,11 +175,19 @@ func (o *benchOptions) runRound(ctx context.Context, self string, cfg config.Con
 			return pipe, ours, fmt.Errorf("empty %s: %w", table, err)
 		}
 	}
-	if pipe, err = withServerCPU(func() (benchResult, error) { return o.runPipe(ctx, cfg, conn) }); err != nil {
+	if pipe, err = o.measured(func() (benchResult, error) { return o.runPipe(ctx, cfg, conn) }); err != nil {
 		return pipe, ours, err
 	}
-	ours, err = withServerCPU(func() (benchResult, error) { return o.runLookout(ctx, self, cfg, conn) })
+	ours, err = o.measured(func() (benchResult, error) { return o.runLookout(ctx, self, cfg, conn) })
 	return pipe, ours, err
+}
+
+// measured runs f and charges the ClickHouse server's and the broker's CPU
+// over that time to its result: both contenders hand work to both.
+func (o *benchOptions) measured(f func() (benchResult, error)) (benchResult, error) {
+	return cpuMeter(serverCPU).during(func() (benchResult, error) {
+		return o.brokerCPU.during(f, func(r *benchResult, d time.Duration) { r.brokerCPU = d })
+	}, func(r *benchResult, d time.Duration) { r.serverCPU = d })
 }
 
 func median(v []float64) float64 {
@@ -180,30 +199,30 @@ func median(v []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-func startBrokerProcess(ctx context.Context, self string, partitions int) (string, func(), error) {
+func startBrokerProcess(ctx context.Context, self string, partitions int) (addr, pid string, stop func(), err error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", "", nil, err
 	}
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
 	cmd := exec.CommandContext(ctx, self, "devkafka")
 	cmd.Env = append(os.Environ(), "LOOKOUT_DEVKAFKA_LISTEN="+addr, "LOOKOUT_DEVKAFKA_DATA_DIR=",
 		fmt.Sprintf("LOOKOUT_DEVKAFKA_PARTITIONS=%d", partitions), "LOOKOUT_LOG_LEVEL=warn")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
-		return "", nil, fmt.Errorf("start devkafka: %w", err)
+		return "", "", nil, fmt.Errorf("start devkafka: %w", err)
 	}
-	stop := func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
+	stop = func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }
 	for i := 0; i < 100; i++ {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addr, stop, nil
+			return addr, strconv.Itoa(cmd.Process.Pid), stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	stop()
-	return "", nil, errors.New("devkafka did not start")
+	return "", "", nil, errors.New("devkafka did not start")
 }
 
 func benchDatabase(ctx context.Context, cfg config.Config, log *slog.Logger) (driver.Conn, error) {

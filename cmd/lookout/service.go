@@ -144,7 +144,7 @@ func (s *service) tasks() []func(context.Context) error {
 	s.closers = append(s.closers, dlq.Close)
 	opts := stream.Options{
 		BatchSize: s.cfg.Ingest.BatchSize, FlushInterval: s.cfg.Ingest.FlushInterval,
-		DeadLetter: dlq, Metrics: metrics, Log: s.log,
+		BatchesPerWrite: s.cfg.Ingest.BatchesPerInsert, DeadLetter: dlq, Metrics: metrics, Log: s.log,
 	}
 	dec := &event.Decoder{Limits: s.cfg.Ingest.Limits}
 	tasks := []func(context.Context) error{

@@ -103,6 +103,10 @@ type HTTP struct {
 type Ingest struct {
 	BatchSize     int           `yaml:"batch_size"`
 	FlushInterval time.Duration `yaml:"flush_interval"`
+	// BatchesPerInsert is how many full batches of a backlog one INSERT may
+	// hold (each is held in memory until the INSERT ends): fewer, larger
+	// parts for ClickHouse to write and merge.
+	BatchesPerInsert int `yaml:"batches_per_insert"`
 	// Limits refuse absurd events (sizes, timestamps) to the dead-letter topic.
 	Limits event.Limits `yaml:"limits"`
 }
@@ -230,7 +234,7 @@ func Default() Config {
 			DialTimeout: 5 * time.Second,
 		},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
-		Ingest: Ingest{BatchSize: 30000, FlushInterval: time.Second, Limits: event.DefaultLimits()},
+		Ingest: Ingest{BatchSize: 30000, FlushInterval: time.Second, BatchesPerInsert: 4, Limits: event.DefaultLimits()},
 		Embed: Embed{
 			Enabled:          true,
 			ModelPath:        "models/dinov2-tiny-random.onnx",

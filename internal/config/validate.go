@@ -50,8 +50,8 @@ func (c *Config) Validate() error {
 	if !validIdent(c.ClickHouse.Database) {
 		bad("clickhouse.database: %q must be letters, digits and underscores", c.ClickHouse.Database)
 	}
-	if c.Ingest.BatchSize < 1 || c.Ingest.FlushInterval <= 0 {
-		bad("ingest: batch_size must be ≥ 1 and flush_interval > 0")
+	if c.Ingest.BatchSize < 1 || c.Ingest.FlushInterval <= 0 || c.Ingest.BatchesPerInsert < 1 {
+		bad("ingest: batch_size and batches_per_insert must be ≥ 1 and flush_interval > 0")
 	}
 	if l := c.Ingest.Limits; l.MaxBytes < 1 || l.MaxBytes > event.MaxEventBytes || l.MaxClasses < 1 || l.MaxBoxes < 1 ||
 		l.MaxFuture < 0 || l.MaxAge < 0 {

@@ -17,12 +17,15 @@ const (
 )
 
 type batch[T any] struct {
-	items   []T
-	dead    []kafka.Message
-	reasons map[string]int
-	skipped int
-	last    map[int]kafka.Message
-	n       int
+	items []T
+	dead  []kafka.Message
+	// deadWritten is set once dead is on the dead-letter topic: a write
+	// begun again after a failure must not send them twice.
+	deadWritten bool
+	reasons     map[string]int
+	skipped     int
+	last        map[int]kafka.Message
+	n           int
 }
 
 func (b *batch[T]) size() int { return b.n }
@@ -79,14 +82,4 @@ func (b *batch[T]) addDead(m kafka.Message, reason string, err error) {
 		),
 	})
 	b.track(m)
-}
-
-// lastPerPartition is what to commit: committing a partition's highest
-// offset covers every earlier message of that partition.
-func (b *batch[T]) lastPerPartition() []kafka.Message {
-	out := make([]kafka.Message, 0, len(b.last))
-	for _, m := range b.last {
-		out = append(out, m)
-	}
-	return out
 }

@@ -37,16 +37,38 @@ type Stage[T any] struct {
 	// still committed). An error sends the message to the dead-letter topic;
 	// event.ReasonOf-style reasons come from ReasonFunc.
 	Decode func(kafka.Message) (item T, ok bool, err error)
-	// Store persists a batch of items; it must be idempotent.
+	// Store persists a batch of items; it must be idempotent. Stages that
+	// set Begin leave it nil.
 	Store func(ctx context.Context, items []T) error
+	// Begin, if set, opens a write that up to Options.BatchesPerWrite
+	// batches join before it is committed: while the consumer is behind,
+	// the store sees fewer, larger writes (for ClickHouse: fewer parts to
+	// create and merge). Offsets are committed after the write is.
+	Begin func(ctx context.Context) (Write[T], error)
 	// Reason maps a decode error to a low-cardinality reason label.
 	Reason func(error) string
+}
+
+// Write is an open write to the store, begun by Stage.Begin.
+type Write[T any] interface {
+	// Add sends items; they are stored only once Commit returns nil.
+	Add(ctx context.Context, items []T) error
+	// Commit stores everything added. The write is finished either way.
+	Commit(ctx context.Context) error
+	// Abort abandons the write. Some of what was added may be stored
+	// anyway; it is written again, which stores must tolerate.
+	Abort()
 }
 
 // Options tune a consumer.
 type Options struct {
 	BatchSize     int
 	FlushInterval time.Duration
+	// BatchesPerWrite is how many full batches may join one write of a
+	// stage with Begin (1 without). A batch that is not full means the
+	// consumer has caught up: its write is committed at once. Each batch
+	// in an open write is held in memory until the commit, for retries.
+	BatchesPerWrite int
 	// DeadLetter receives undecodable messages; nil means they are only
 	// counted and logged (for stages that are not the topic's owner).
 	DeadLetter Writer
@@ -71,6 +93,9 @@ func (o *Options) defaults() {
 	if o.RetryMax < o.RetryMin {
 		o.RetryMax = 10 * time.Second
 	}
+	if o.BatchesPerWrite < 1 {
+		o.BatchesPerWrite = 1
+	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 15 * time.Second
 	}
@@ -86,10 +111,14 @@ func (o *Options) defaults() {
 // hand (bounded by DrainTimeout) and returns nil. It returns an error only if
 // the stage is misconfigured.
 func Run[T any](ctx context.Context, r Reader, stage Stage[T], opts Options) error {
-	if stage.Decode == nil || stage.Store == nil || stage.Name == "" {
-		return errors.New("stream: stage needs Name, Decode and Store")
+	if stage.Decode == nil || (stage.Store == nil) == (stage.Begin == nil) || stage.Name == "" {
+		return errors.New("stream: stage needs Name, Decode and one of Store or Begin")
 	}
 	opts.defaults()
+	if stage.Begin == nil {
+		stage.Begin = storeEach(stage.Store)
+		opts.BatchesPerWrite = 1
+	}
 	c := &consumer[T]{r: r, stage: stage, opts: opts, log: opts.Log.With("stage", stage.Name), lag: map[int]prometheus.Gauge{}}
 	return c.run(ctx)
 }
@@ -112,9 +141,9 @@ type decoded[T any] struct {
 
 // run is a three-stage pipeline, each stage one goroutine: fetch+decode,
 // batching (this goroutine), and store+commit. Batches are stored and
-// committed strictly in order, one at a time, while the next one fills.
-// Every channel is bounded, so a stalled store (ClickHouse down) stops the
-// fetcher instead of growing memory: at most two batches plus 4096 decoded
+// committed strictly in order while the next one fills. Every channel is
+// bounded, so a stalled store (ClickHouse down) stops the fetcher instead
+// of growing memory: at most BatchesPerWrite+1 batches plus 4096 decoded
 // messages are held.
 func (c *consumer[T]) run(ctx context.Context) error {
 	in := make(chan decoded[T], min(c.opts.BatchSize, 4096))
@@ -212,23 +241,6 @@ func tryRecv[T any](ch <-chan T) (T, bool) {
 	}
 }
 
-func (c *consumer[T]) storeLoop(ctx context.Context, full <-chan *batch[T]) {
-	stored := true
-	for b := range full {
-		switch {
-		case !stored:
-			// An earlier batch is uncommitted: committing this one would
-			// move the offsets past it and lose it.
-		case ctx.Err() != nil:
-			stored = c.drain(ctx, b)
-		case c.flush(ctx, b) != nil:
-			// Only a cancelled context stops a flush: store what is left at
-			// shutdown under the drain deadline.
-			stored = c.drain(ctx, b)
-		}
-	}
-}
-
 func (c *consumer[T]) fetch(ctx context.Context, out chan<- decoded[T]) {
 	backoff := c.opts.RetryMin
 	for {
@@ -290,20 +302,6 @@ func (c *consumer[T]) observeLag(m kafka.Message) {
 	g.Set(float64(max(m.HighWaterMark-m.Offset-1, 0)))
 }
 
-// drain stores a batch at shutdown so in-flight work is not redone;
-// whatever cannot be stored in time stays uncommitted and is redelivered to
-// the next consumer.
-func (c *consumer[T]) drain(parent context.Context, b *batch[T]) bool {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), c.opts.DrainTimeout)
-	defer cancel()
-	if err := c.flush(ctx, b); err != nil {
-		c.log.Warn("shutdown: batch left uncommitted, it will be redelivered", "messages", b.size(), "err", err)
-		return false
-	}
-	c.log.Info("shutdown: in-flight batch stored and committed", "messages", b.size())
-	return true
-}
-
 func (c *consumer[T]) reason(err error) string {
 	if _, ok := err.(*PanicError); ok {
 		return "decoder_panic"
@@ -316,47 +314,9 @@ func (c *consumer[T]) reason(err error) string {
 	return "invalid"
 }
 
-// flush writes dead letters, stores items and commits, retrying each step
-// until it succeeds or ctx ends. Nothing is committed unless both writes
-// succeeded, so a crash anywhere here loses nothing.
-func (c *consumer[T]) flush(ctx context.Context, b *batch[T]) error {
-	if b.size() == 0 {
-		return nil
-	}
-	m := c.opts.Metrics
-	start := time.Now()
-	if len(b.dead) > 0 && c.opts.DeadLetter != nil {
-		if err := c.retry(ctx, b, "dead-letter write", func(ctx context.Context) error {
-			return c.opts.DeadLetter.WriteMessages(ctx, b.dead...)
-		}); err != nil {
-			return err
-		}
-	}
-	if len(b.items) > 0 {
-		if err := c.retry(ctx, b, "store", func(ctx context.Context) error {
-			return c.stage.Store(ctx, b.items)
-		}); err != nil {
-			return err
-		}
-	}
-	if err := c.retry(ctx, b, "commit", func(ctx context.Context) error {
-		return c.r.CommitMessages(ctx, b.lastPerPartition()...)
-	}); err != nil {
-		return err
-	}
-	m.flushSeconds.WithLabelValues(c.stage.Name).Observe(time.Since(start).Seconds())
-	m.batchSize.WithLabelValues(c.stage.Name).Observe(float64(b.size()))
-	m.messages.WithLabelValues(c.stage.Name, "stored").Add(float64(len(b.items)))
-	m.messages.WithLabelValues(c.stage.Name, "skipped").Add(float64(b.skipped))
-	m.messages.WithLabelValues(c.stage.Name, "dead_lettered").Add(float64(len(b.dead)))
-	for reason, n := range b.reasons {
-		m.deadLetters.WithLabelValues(c.stage.Name, reason).Add(float64(n))
-	}
-	m.lastCommit.WithLabelValues(c.stage.Name).SetToCurrentTime()
-	return nil
-}
-
-func (c *consumer[T]) retry(ctx context.Context, b *batch[T], what string, fn func(context.Context) error) error {
+// retry runs fn until it succeeds or ctx ends, backing off between
+// attempts; n is the number of messages at stake, for the log.
+func (c *consumer[T]) retry(ctx context.Context, n int, what string, fn func(context.Context) error) error {
 	backoff := c.opts.RetryMin
 	for attempt := 1; ; attempt++ {
 		err := fn(ctx)
@@ -364,12 +324,12 @@ func (c *consumer[T]) retry(ctx context.Context, b *batch[T], what string, fn fu
 			return nil
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s of %d messages: %w", what, b.size(), ctx.Err())
+			return fmt.Errorf("%s of %d messages: %w", what, n, ctx.Err())
 		}
 		c.opts.Metrics.retries.WithLabelValues(c.stage.Name, what).Inc()
 		c.log.Warn(what+" failed; offsets held, retrying", "attempt", attempt, "backoff", backoff, "err", err)
 		if !sleep(ctx, backoff) {
-			return fmt.Errorf("%s of %d messages: %w", what, b.size(), ctx.Err())
+			return fmt.Errorf("%s of %d messages: %w", what, n, ctx.Err())
 		}
 		backoff = min(2*backoff, c.opts.RetryMax)
 	}
