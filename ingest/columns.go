@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -54,6 +55,26 @@ func newColumns(n int) *columns {
 		probValues: make([][]float32, 0, n), boxScores: make([][]float32, 0, n),
 		boxXYXY: make([][][]float32, 0, n), latency: make([]*float32, 0, n), schema: make([]uint8, 0, n),
 	}
+}
+
+// reset empties c for the next batch, keeping its capacity.
+func (c *columns) reset() *columns {
+	c.floats = c.floats[:0]
+	for _, col := range []*[]string{&c.eventID, &c.model, &c.version, &c.source, &c.task, &c.uri,
+		&c.predicted, &c.arm, &c.rollout, &c.classSet} {
+		clear(*col)
+		*col = (*col)[:0]
+	}
+	c.ts, c.ingested, c.tsMS = c.ts[:0], c.ingested[:0], c.tsMS[:0]
+	c.confidence, c.margin, c.entropy, c.schema = c.confidence[:0], c.margin[:0], c.entropy[:0], c.schema[:0]
+	clear(c.boxClasses)
+	clear(c.probValues)
+	clear(c.boxScores)
+	clear(c.boxXYXY)
+	clear(c.latency)
+	c.boxClasses, c.probValues, c.boxScores = c.boxClasses[:0], c.probValues[:0], c.boxScores[:0]
+	c.boxXYXY, c.latency = c.boxXYXY[:0], c.latency[:0]
+	return c
 }
 
 func (c *columns) add(p *event.Prediction, now time.Time) {
@@ -130,9 +151,18 @@ func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction,
 	return batch, nil
 }
 
+// columnsPool keeps batches' column slices (22 of them, 30,000 rows each by
+// default) for the next batch: clickhouse-go copies the values into its
+// block on append, so the slices are free again right after.
+var columnsPool sync.Pool
+
 // appendPredictions appends items to batch as one block of columns.
 func appendPredictions(batch driver.Batch, items []event.Prediction, now time.Time) error {
-	cols := newColumns(len(items))
+	cols, _ := columnsPool.Get().(*columns)
+	if cols == nil || cap(cols.eventID) < len(items) {
+		cols = newColumns(len(items))
+	}
+	defer func() { columnsPool.Put(cols.reset()) }()
 	now = now.UTC().Truncate(time.Second)
 	for i := range items {
 		cols.add(&items[i], now)
