@@ -45,7 +45,10 @@ func TestLoopLabelsBecomeAccuracy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := k.Reader(kc.LabelsTopic, "al-loop-test")
+	r, err := k.Reader(kc.LabelsTopic, "al-loop-test")
+	if err != nil {
+		t.Fatal(err)
+	}
 	qDone, sDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(qDone); _ = q.Run(ctx) }()
 	go func() {

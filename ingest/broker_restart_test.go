@@ -46,7 +46,10 @@ func TestBrokerRestart(t *testing.T) {
 		testenv.KcatProduce(t, addr, "predictions", lines)
 	}
 	produce(0, 100)
-	r := kc.Reader("predictions", "restart-group")
+	r, err := kc.Reader("predictions", "restart-group")
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer r.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

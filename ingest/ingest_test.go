@@ -44,7 +44,10 @@ func newHarness(t *testing.T) *harness {
 
 // consume runs stage until the returned stop function is called.
 func consume[T any](h *harness, topic string, stage stream.Stage[T]) (stop func()) {
-	r := h.conn.Reader(topic, "test-group-"+topic)
+	r, err := h.conn.Reader(topic, "test-group-"+topic)
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	dlq := h.conn.Writer("predictions-dlq")
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

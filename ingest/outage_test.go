@@ -45,7 +45,10 @@ func TestClickHouseOutageLosesNothing(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	metrics := stream.NewMetrics(reg)
-	r := h.conn.Reader("predictions", "outage-group")
+	r, err := h.conn.Reader("predictions", "outage-group")
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer r.Close()
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup

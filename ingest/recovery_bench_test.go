@@ -80,7 +80,10 @@ func BenchmarkRecoveryAfterOutage(b *testing.B) {
 // stop is called.
 func runIngest(b *testing.B, kc *kafkaconn.Conn, db driver.Conn) (stop func()) {
 	d := config.Default()
-	r := kc.Reader("predictions", fmt.Sprintf("recovery-%d", time.Now().UnixNano()))
+	r, err := kc.Reader("predictions", fmt.Sprintf("recovery-%d", time.Now().UnixNano()))
+	if err != nil {
+		b.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)

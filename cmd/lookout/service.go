@@ -172,7 +172,10 @@ func (s *service) tasks() []func(context.Context) error {
 // consume runs one stage on its own reader, closing the reader when done.
 func consume[T any](s *service, topic, group string, stage stream.Stage[T], opts stream.Options) func(context.Context) error {
 	return func(ctx context.Context) error {
-		r := s.kafka.Reader(topic, group)
+		r, err := s.kafka.Reader(topic, group)
+		if err != nil {
+			return err
+		}
 		defer func() {
 			if err := r.Close(); err != nil {
 				s.log.Warn("close reader", "topic", topic, "err", err)

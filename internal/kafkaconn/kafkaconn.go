@@ -1,4 +1,4 @@
-// Package kafkaconn builds kafka-go readers, writers and admin calls from
+// Package kafkaconn builds Kafka readers, writers and admin calls from
 // lookout's configuration, so TLS and SASL are set up the same way for every
 // stage and secrets never leave the config.
 package kafkaconn
@@ -71,32 +71,6 @@ func (c *Conn) dialer() *kafka.Dialer {
 		TLS:           c.tls,
 		SASLMechanism: c.sasl,
 	}
-}
-
-// Reader returns a consumer-group reader of topic. Offsets are committed only
-// by explicit CommitMessages calls, after the work they cover is stored.
-func (c *Conn) Reader(topic, group string) *kafka.Reader {
-	return kafka.NewReader(kafka.ReaderConfig{
-		Brokers:  c.cfg.Brokers,
-		GroupID:  group,
-		Topic:    topic,
-		Dialer:   c.dialer(),
-		MinBytes: 1,
-		MaxBytes: 16 << 20,
-		// A short MaxWait keeps Close from blocking for seconds (measured
-		// against kfake; see DESIGN.md).
-		MaxWait:        250 * time.Millisecond,
-		QueueCapacity:  1000,
-		StartOffset:    kafka.FirstOffset,
-		CommitInterval: 0,
-		// A member that dies without leaving (kill -9) holds its partitions
-		// until the session times out: 10 s instead of kafka-go's 30 s.
-		SessionTimeout:    10 * time.Second,
-		HeartbeatInterval: 2 * time.Second,
-		RebalanceTimeout:  10 * time.Second,
-		ReadBackoffMin:    100 * time.Millisecond,
-		ReadBackoffMax:    2 * time.Second,
-	})
 }
 
 // Writer returns a producer for topic that hashes keys to partitions, so all
