@@ -244,3 +244,28 @@ func TestClassNamesRefused(t *testing.T) {
 		}
 	}
 }
+
+// The decoder expects the previous event's classes in the previous order;
+// whatever the next event's keys really are, it must read them as the
+// stateless decoder does.
+func TestProbsKeysAgainstThePreviousOrder(t *testing.T) {
+	dec := &Decoder{Limits: DefaultLimits()}
+	event := func(probs string) []byte {
+		return fmt.Appendf(nil, `{"event_id":"e","ts":%q,"model":"m","model_version":"v","source":"s",`+
+			`"task":"classification","image_uri":"file:///x.jpg","probs":{%s}}`, time.Now().UTC().Format(time.RFC3339), probs)
+	}
+	for _, probs := range []string{
+		`"a":0.5,"b":0.5`, `"a":0.5,"b":0.5`,
+		`"\u0061":0.25,"b":0.75`, // the expected key, escaped
+		`"ab":0.5,"b":0.5`,       // the expected key is a prefix
+		`"b":0.5,"a":0.5`,        // another order
+		`"b":0.5,"a":0.25,"c":0.25`,
+		`"b":0.5,"a":0.5`, `"b":0.5,"a\"":0.5`,
+	} {
+		want, werr := DecodePrediction(event(probs))
+		got, err := dec.Prediction(event(probs))
+		if (err != nil) != (werr != nil) || !slices.Equal(got.Probs, want.Probs) {
+			t.Fatalf("probs {%s}: decoder read %v (%v), stateless %v (%v)", probs, got.Probs, err, want.Probs, werr)
+		}
+	}
+}

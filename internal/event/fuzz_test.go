@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,8 +21,15 @@ func FuzzDecodePrediction(f *testing.F) {
 	 "task":"detection","image_uri":"https://c/a.jpg","boxes":[{"class":"crack","score":0.4,"xyxy":[1,2,30,40]}]}`))
 	f.Add([]byte(`{"event_id":"x","probs":{"a":1e309}}`))
 	f.Add([]byte(`null`))
+	// One Decoder across inputs: its interned names and learned class order
+	// carry over from input to input, and must never change a result.
+	stateful := &Decoder{}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := DecodePrediction(data)
+		q, qerr := stateful.Prediction(data)
+		if (err == nil) != (qerr == nil) || ReasonOf(err) != ReasonOf(qerr) || !slices.Equal(p.Probs, q.Probs) {
+			t.Fatalf("stateless decode %v (%v), with state %v (%v)", p.Probs, err, q.Probs, qerr)
+		}
 		if err != nil {
 			var inv *InvalidError
 			if !errors.As(err, &inv) || inv.Reason == "" {

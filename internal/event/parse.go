@@ -231,7 +231,19 @@ func (s *scanner) probs(dst *Probs, st *decodeState) error {
 	if st != nil {
 		read = st.read[:0]
 	}
-	err := s.object(func(key []byte) error {
+	// A producer lists the same classes in the same order event after
+	// event: expecting the previous event's next key skips reading and
+	// interning it.
+	var expect func(i int) string
+	if st != nil && st.order.plain {
+		expect = func(i int) string {
+			if i < len(st.order.wire) {
+				return st.order.wire[i]
+			}
+			return ""
+		}
+	}
+	err := s.objectExpecting(expect, func(key []byte, known string) error {
 		if s.failed() {
 			return s.skip(0)
 		}
@@ -239,7 +251,10 @@ func (s *scanner) probs(dst *Probs, st *decodeState) error {
 			s.refuse(invalid(ReasonBadProbabilities, "more than %d classes", maxClasses))
 			return s.skip(0)
 		}
-		class := st.str(key) // before the value: the key's bytes are only valid until then
+		class := known
+		if key != nil {
+			class = st.str(key) // before the value: the key's bytes are only valid until then
+		}
 		var v float64
 		if err := s.float("probs", &v); err != nil {
 			return err
@@ -273,6 +288,9 @@ func (s *scanner) probs(dst *Probs, st *decodeState) error {
 type probsOrder struct {
 	wire []string // the classes as the last learned event listed them
 	perm []int    // perm[k]: wire index of the k-th class in sorted order (the last one of repeats)
+	// plain: no class in wire needs escaping in JSON, so a key equals one
+	// byte for byte exactly when it is written without escapes.
+	plain bool
 }
 
 // matches reports whether read lists exactly the classes of o.wire, in the
@@ -293,9 +311,11 @@ func (o *probsOrder) matches(read []ClassScore) bool {
 // them, dropping repeats but the last, as sortProbs does.
 func (o *probsOrder) learn(read []ClassScore) {
 	o.wire = o.wire[:0]
+	o.plain = true
 	idx := make(Probs, len(read)) // Score carries the wire index through the sort
 	for i, e := range read {
 		o.wire = append(o.wire, e.Class)
+		o.plain = o.plain && !needsEscape(e.Class)
 		idx[i] = ClassScore{Class: e.Class, Score: float64(i)}
 	}
 	idx = sortProbs(idx)
@@ -303,6 +323,16 @@ func (o *probsOrder) learn(read []ClassScore) {
 	for _, e := range idx {
 		o.perm = append(o.perm, int(e.Score))
 	}
+}
+
+// needsEscape reports whether JSON must escape some byte of name.
+func needsEscape(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *scanner) topK(dst *[]ClassScore) error {

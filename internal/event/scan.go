@@ -105,6 +105,13 @@ func (s *scanner) wrongType(field, want string) error {
 // object reads an object, calling member for each key with the cursor on
 // its value; member must consume the value.
 func (s *scanner) object(member func(key []byte) error) error {
+	return s.objectExpecting(nil, func(key []byte, _ string) error { return member(key) })
+}
+
+// objectExpecting is object for callers that can guess the i-th key
+// (expect(i), "" for no guess). A key that is exactly the guess, written
+// without escapes, reaches member as known with a nil key.
+func (s *scanner) objectExpecting(expect func(i int) string, member func(key []byte, known string) error) error {
 	if err := s.expect('{'); err != nil {
 		return err
 	}
@@ -112,19 +119,27 @@ func (s *scanner) object(member func(key []byte) error) error {
 		s.pos++
 		return nil
 	}
-	for {
+	for i := 0; ; i++ {
 		if s.peek() != '"' {
 			return s.syntax("want a key, got %s", s.found())
 		}
-		key, err := s.str(&s.keyBuf)
-		if err != nil {
-			return err
+		var key []byte
+		var known string
+		if expect != nil {
+			known = expect(i)
+		}
+		if known == "" || !s.quoted(known) {
+			k, err := s.str(&s.keyBuf)
+			if err != nil {
+				return err
+			}
+			key, known = k, ""
 		}
 		if err := s.expect(':'); err != nil {
 			return err
 		}
 		s.peek()
-		if err := member(key); err != nil {
+		if err := member(key, known); err != nil {
 			return err
 		}
 		switch s.peek() {
@@ -164,6 +179,17 @@ func (s *scanner) array(elem func(i int) error) error {
 			return s.syntax("want ',' or ']', got %s", s.found())
 		}
 	}
+}
+
+// quoted advances over the string "word" if it comes next, written
+// without escapes; word itself must need none.
+func (s *scanner) quoted(word string) bool {
+	end := s.pos + 1 + len(word)
+	if end >= len(s.data) || s.data[end] != '"' || string(s.data[s.pos+1:end]) != word {
+		return false
+	}
+	s.pos = end + 1
+	return true
 }
 
 // skip reads and discards one value of any type.
