@@ -335,21 +335,29 @@ func needsEscape(name string) bool {
 	return false
 }
 
-func (s *scanner) topK(dst *[]ClassScore) error {
+// objects reads an array of objects, at most limit of them, calling elem
+// with each one's index and the cursor on it.
+func (s *scanner) objects(field string, limit int, tooMany func() error, elem func(i int) error) error {
 	if s.peek() != '[' {
-		return s.wrongType("top_k", "array")
+		return s.wrongType(field, "array")
 	}
-	var out []ClassScore
-	err := s.array(func(i int) error {
+	return s.array(func(i int) error {
 		switch {
 		case s.failed():
 			return s.skip(0)
-		case i == maxClasses:
-			s.refuse(invalid(ReasonBadProbabilities, "more than %d top_k entries", maxClasses))
+		case i == limit:
+			s.refuse(tooMany())
 			return s.skip(0)
 		case s.peek() != '{':
-			return s.wrongType("top_k", "object")
+			return s.wrongType(field, "object")
 		}
+		return elem(i)
+	})
+}
+
+func (s *scanner) topK(dst *[]ClassScore) error {
+	tooMany := func() error { return invalid(ReasonBadProbabilities, "more than %d top_k entries", maxClasses) }
+	return s.objects("top_k", maxClasses, tooMany, func(int) error {
 		var cs ClassScore
 		var seen [2]bool
 		err := s.object(func(key []byte) error {
@@ -365,11 +373,9 @@ func (s *scanner) topK(dst *[]ClassScore) error {
 			return s.skip(0)
 		})
 		s.requireAll(seen[:], "top_k.class", "top_k.score")
-		out = append(out, cs)
+		*dst = append(*dst, cs)
 		return err
 	})
-	*dst = out
-	return err
 }
 
 // requireAll refuses the first of fields whose seen flag is false.
@@ -383,26 +389,12 @@ func (s *scanner) requireAll(seen []bool, fields ...string) {
 }
 
 func (s *scanner) boxes(dst *[]Box) error {
-	if s.peek() != '[' {
-		return s.wrongType("boxes", "array")
-	}
-	var out []Box
-	err := s.array(func(i int) error {
-		switch {
-		case s.failed():
-			return s.skip(0)
-		case i == maxBoxes:
-			s.refuse(invalid(ReasonBadBoxes, "more than %d boxes", maxBoxes))
-			return s.skip(0)
-		case s.peek() != '{':
-			return s.wrongType("boxes", "object")
-		}
+	tooMany := func() error { return invalid(ReasonBadBoxes, "more than %d boxes", maxBoxes) }
+	return s.objects("boxes", maxBoxes, tooMany, func(i int) error {
 		b, err := s.box(i)
-		out = append(out, b)
+		*dst = append(*dst, b)
 		return err
 	})
-	*dst = out
-	return err
 }
 
 func (s *scanner) box(i int) (Box, error) {
