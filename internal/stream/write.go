@@ -89,23 +89,60 @@ func (g *group[T]) lastPerPartition() []kafka.Message {
 // committed, and then the offsets, when it holds BatchesPerWrite batches or
 // a batch arrives that is not full (the consumer has caught up).
 func (c *consumer[T]) storeLoop(ctx context.Context, full <-chan *batch[T]) {
-	g := &group[T]{begin: c.stage.Begin}
-	failed := false // a group is left uncommitted: committing later ones would move offsets past it
+	st := &storer[T]{c: c, ctx: ctx, g: &group[T]{begin: c.stage.Begin}}
+	defer st.stop()
 	for {
-		b, open := c.next(full, g)
-		if b != nil && !failed {
-			g.push(b)
-			failed = !c.withDrain(ctx, g, c.send)
-			if !failed && len(g.batches) < c.opts.BatchesPerWrite && b.size() >= c.opts.BatchSize {
+		b, open := c.next(full, st.g)
+		if b != nil && !st.failed {
+			st.g.push(b)
+			st.do(c.send)
+			if !st.failed && len(st.g.batches) < c.opts.BatchesPerWrite && b.size() >= c.opts.BatchSize {
 				continue
 			}
 		}
-		if len(g.batches) > 0 && !failed {
-			failed = !c.withDrain(ctx, g, c.commit)
+		if len(st.g.batches) > 0 && !st.failed {
+			st.do(c.commit)
 		}
 		if !open {
 			return
 		}
+	}
+}
+
+// storer runs the store loop's steps: under the consumer's context, and
+// once that ends, under one DrainTimeout for all that is left, so in-flight
+// work is stored instead of redone. What cannot be stored in time stays
+// uncommitted and is redelivered to the next consumer.
+type storer[T any] struct {
+	c      *consumer[T]
+	ctx    context.Context
+	g      *group[T]
+	drain  context.Context
+	cancel context.CancelFunc
+	// failed: a group is left uncommitted; committing later ones would move
+	// the offsets past it.
+	failed bool
+}
+
+// do runs step, which retries until it succeeds or its context ends.
+func (st *storer[T]) do(step func(context.Context, *group[T]) error) {
+	if st.drain == nil && st.ctx.Err() == nil && step(st.ctx, st.g) == nil {
+		return
+	}
+	if st.drain == nil {
+		st.g.abort() // begun under the ended context
+		st.drain, st.cancel = context.WithTimeout(context.WithoutCancel(st.ctx), st.c.opts.DrainTimeout)
+	}
+	if err := step(st.drain, st.g); err != nil {
+		st.c.log.Warn("shutdown: batches left uncommitted, they will be redelivered", "messages", st.g.size(), "err", err)
+		st.g.abort()
+		st.g.batches, st.failed = nil, true
+	}
+}
+
+func (st *storer[T]) stop() {
+	if st.cancel != nil {
+		st.cancel()
 	}
 }
 
@@ -124,25 +161,6 @@ func (c *consumer[T]) next(full <-chan *batch[T], g *group[T]) (b *batch[T], ope
 	case <-t.C:
 		return nil, true
 	}
-}
-
-// withDrain runs fn, which retries until it succeeds or ctx ends. At
-// shutdown it runs fn once more under a fresh DrainTimeout, so in-flight
-// work is stored instead of redone; what cannot be stored in time stays
-// uncommitted and is redelivered to the next consumer.
-func (c *consumer[T]) withDrain(ctx context.Context, g *group[T], fn func(context.Context, *group[T]) error) bool {
-	if ctx.Err() == nil && fn(ctx, g) == nil {
-		return true
-	}
-	g.abort() // begun under the ended context
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.DrainTimeout)
-	defer cancel()
-	if err := fn(dctx, g); err != nil {
-		c.log.Warn("shutdown: batches left uncommitted, they will be redelivered", "messages", g.size(), "err", err)
-		g.batches = nil
-		return false
-	}
-	return true
 }
 
 // push adds b to the group; send then writes it.

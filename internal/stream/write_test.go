@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,5 +127,57 @@ func TestBacklogJoinsWritesAndRetriesWholeWrites(t *testing.T) {
 	}
 	if len(store.early) > 0 {
 		t.Fatal(store.early)
+	}
+}
+
+// blockingWrite stalls its second Add until the context it was given ends,
+// as an INSERT to a hung server would.
+type blockingWrite struct {
+	memWrite
+	adds *atomic.Int32
+}
+
+func (w *blockingWrite) Add(ctx context.Context, items []string) error {
+	if w.adds.Add(1) == 2 {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return w.memWrite.Add(ctx, items)
+}
+
+// At shutdown the open write is abandoned and everything it held is
+// written again under the drain deadline, then committed.
+func TestShutdownDrainsTheOpenWrite(t *testing.T) {
+	r := &memReader{committed: map[int]int64{}}
+	for i := range 20 {
+		r.msgs = append(r.msgs, kafka.Message{Partition: 0, Offset: int64(i), Value: []byte(fmt.Sprint("m", i))})
+	}
+	store := &memStore{reader: r}
+	var adds atomic.Int32
+	stage := Stage[string]{
+		Name:   "test",
+		Decode: func(m kafka.Message) (string, bool, error) { return string(m.Value), true, nil },
+		Begin: func(context.Context) (Write[string], error) {
+			return &blockingWrite{memWrite: memWrite{s: store}, adds: &adds}, nil
+		},
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- Run(ctx, r, stage, Options{BatchSize: 10, BatchesPerWrite: 3, FlushInterval: time.Minute, DrainTimeout: 5 * time.Second})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for adds.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the second batch never reached the write")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(store.stored) != 20 || r.committed[0] != 19 {
+		t.Fatalf("stored %d of 20, committed up to %d: the open write was not drained", len(store.stored), r.committed[0])
 	}
 }
