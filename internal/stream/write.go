@@ -67,19 +67,25 @@ func (g *group[T]) abort() {
 	g.added = 0
 }
 
-// lastPerPartition is what to commit for the whole group.
+// lastPerPartition is what to commit for the whole group: a partition's
+// newest message covers every earlier one.
 func (g *group[T]) lastPerPartition() []kafka.Message {
-	last := map[int]kafka.Message{}
+	var last []int64
+	topic := ""
 	for _, b := range g.batches {
-		for p, m := range b.last {
-			if prev, ok := last[p]; !ok || m.Offset > prev.Offset {
-				last[p] = m
-			}
+		for len(last) < len(b.last) {
+			last = append(last, -1)
 		}
+		for p, off := range b.last {
+			last[p] = max(last[p], off)
+		}
+		topic = b.topic
 	}
-	out := make([]kafka.Message, 0, len(last))
-	for _, m := range last {
-		out = append(out, m)
+	var out []kafka.Message
+	for p, off := range last {
+		if off >= 0 {
+			out = append(out, kafka.Message{Topic: topic, Partition: p, Offset: off})
+		}
 	}
 	return out
 }
