@@ -151,7 +151,7 @@ func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction,
 	return batch, nil
 }
 
-// columnsPool keeps batches' column slices (22 of them, 30,000 rows each by
+// columnsPool keeps batches' column slices (22 of them, 15,000 rows each by
 // default) for the next batch: clickhouse-go copies the values into its
 // block on append, so the slices are free again right after.
 var columnsPool sync.Pool

@@ -234,7 +234,7 @@ func Default() Config {
 			DialTimeout: 5 * time.Second,
 		},
 		HTTP:   HTTP{Listen: "127.0.0.1:9464"},
-		Ingest: Ingest{BatchSize: 30000, FlushInterval: time.Second, BatchesPerInsert: 2, Limits: event.DefaultLimits()},
+		Ingest: Ingest{BatchSize: 15000, FlushInterval: time.Second, BatchesPerInsert: 4, Limits: event.DefaultLimits()},
 		Embed: Embed{
 			Enabled:          true,
 			ModelPath:        "models/dinov2-tiny-random.onnx",
