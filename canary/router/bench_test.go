@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fasthttp"
 
 	"github.com/lookout-dev/lookout/internal/event"
@@ -24,6 +26,11 @@ func (d *discardPublisher) Publish(p event.Prediction) bool {
 	d.n.Add(1)
 	return true
 }
+
+// discardWriter is a MessageWriter that drops what it is given.
+type discardWriter struct{}
+
+func (discardWriter) WriteMessages(context.Context, ...kafka.Message) error { return nil }
 
 // BenchmarkRouter measures one routed request end to end over loopback HTTP
 // (net/http client → router's fasthttp listener → backend), with event
@@ -63,7 +70,10 @@ func BenchmarkRouter(b *testing.B) {
 //	go test -run '^$' -bench Bookkeeping -benchmem ./canary/router/
 func BenchmarkBookkeeping(b *testing.B) {
 	cfg := testConfig(newFakeModel(b, "good"), newFakeModel(b, "good"))
-	kp := NewKafkaPublisher(nil, b.N+1, nil, testenv.Logger(b))
+	kp := NewKafkaPublisher(discardWriter{}, 100000, nil, testenv.Logger(b))
+	ctx, cancel := context.WithCancel(context.Background())
+	go kp.Run(ctx)
+	defer func() { cancel(); <-kp.Done() }()
 	r, _ := newTestRouter(b, cfg, kp)
 	_ = r.SetRoute(Route{Stable: "stable", Canary: "canary", CanaryPercent: 10, RolloutID: "bench"})
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()

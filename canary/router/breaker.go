@@ -2,7 +2,10 @@ package router
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // breaker is a consecutive-failure circuit breaker. Closed, it lets every
@@ -14,19 +17,34 @@ type breaker struct {
 	failures int
 	openFor  time.Duration
 	now      func() time.Time
+	gauge    prometheus.Gauge // 1 while open; nil for none
+
+	// dirty is set while there are failures in a row or a trial call in
+	// flight. A healthy backend's calls, nearly all of them, read only this
+	// flag: no lock shared by every request. (A success that races with a
+	// failure may then not reset the count: the count is approximate under
+	// concurrency either way.)
+	dirty atomic.Bool
 
 	mu        sync.Mutex
 	consec    int
 	openUntil time.Time
 	trial     bool // a half-open trial call is in flight
+	reported  bool // what gauge was last set to
 }
 
-func newBreaker(failures int, openFor time.Duration) *breaker {
-	return &breaker{failures: failures, openFor: openFor, now: time.Now}
+func newBreaker(failures int, openFor time.Duration, gauge prometheus.Gauge) *breaker {
+	if gauge != nil {
+		gauge.Set(0)
+	}
+	return &breaker{failures: failures, openFor: openFor, now: time.Now, gauge: gauge}
 }
 
 // allow reports whether a call may go to the backend now.
 func (b *breaker) allow() bool {
+	if !b.dirty.Load() {
+		return true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.consec < b.failures {
@@ -41,19 +59,28 @@ func (b *breaker) allow() bool {
 
 // record reports a call's outcome and returns whether the breaker is now open.
 func (b *breaker) record(ok bool) (open bool) {
+	if ok && !b.dirty.Load() {
+		return false
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.trial = false
 	if ok {
 		b.consec = 0
-		return false
+	} else {
+		b.consec++
+		if b.consec >= b.failures {
+			b.openUntil = b.now().Add(b.openFor)
+			open = true
+		}
 	}
-	b.consec++
-	if b.consec >= b.failures {
-		b.openUntil = b.now().Add(b.openFor)
-		return true
+	b.dirty.Store(b.consec > 0)
+	// Written under the lock, so the gauge ends on the latest state.
+	if b.gauge != nil && open != b.reported {
+		b.reported = open
+		b.gauge.Set(b2f(open))
 	}
-	return false
+	return open
 }
 
 // open reports whether the breaker currently refuses calls.

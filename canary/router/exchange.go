@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"sync"
@@ -20,112 +21,124 @@ const (
 
 // watchAfter is how long a backend call runs before the router starts
 // checking whether the caller is still there (every watchEvery): fast calls,
-// nearly all of them, never pay for the check.
+// nearly all of them, never pay for the check. One goroutine (the watcher)
+// does the checks for all exchanges, counting its ticks, so a call is
+// first checked after between watchAfter and watchAfter+watchEvery.
 const (
-	watchAfter = 50 * time.Millisecond
+	watchAfter = 40 * time.Millisecond
 	watchEvery = 20 * time.Millisecond
+	// watchTicks: a call registered just before a tick is older than
+	// watchAfter at the watchTicks-th tick after it.
+	watchTicks = int64(watchAfter/watchEvery) + 1
 )
 
 // exchange is the state of one proxied request. Exchanges are pooled with
-// their scratch buffers and the timer of their hang-up watch.
+// their scratch buffers.
 type exchange struct {
 	req  *fasthttp.Request
 	resp *fasthttp.Response
 	ip   netip.Addr
-	// target is what the watch checks; published to it through watched.
-	target  watchTarget
-	watched atomic.Pointer[watchTarget]
+	// conn is the caller's connection, which the watcher checks.
+	conn net.Conn
 
 	state atomic.Int32
 	cur   atomic.Pointer[armMetrics] // the arm × backend being called
-	timer *time.Timer
-	armed bool
-	done  atomic.Bool
-	stop  chan struct{}
-	ended chan struct{}
+	// The watcher's list of exchanges in a backend call, guarded by its mutex.
+	prev, next *exchange
+	since      int64 // the watcher's tick when the call began
+	watched    bool
 
 	ipText []byte
 	path   []byte
+	// Scratch of meta: the request's strings before their one allocation,
+	// their end offsets, and the image URIs sliced from it.
+	scratch []byte
+	ends    []int
+	uris    []string
 }
 
-// watchTarget is how to tell that the caller hung up: its fasthttp
-// connection was closed.
-type watchTarget struct {
-	conn net.Conn
-}
-
-var exchanges = sync.Pool{New: func() any {
-	x := &exchange{stop: make(chan struct{}, 1), ended: make(chan struct{}, 1)}
-	x.timer = time.AfterFunc(time.Hour, x.watch)
-	x.timer.Stop()
-	return x
-}}
+var exchanges = sync.Pool{New: func() any { return &exchange{} }}
 
 func acquireExchange() *exchange { return exchanges.Get().(*exchange) }
 
 func releaseExchange(x *exchange) {
-	x.req, x.resp, x.target = nil, nil, watchTarget{}
-	x.watched.Store(nil)
+	x.req, x.resp, x.conn = nil, nil, nil
 	x.cur.Store(nil)
+	clear(x.uris) // do not keep the last request's strings alive
+	x.uris = x.uris[:0]
 	exchanges.Put(x)
 }
 
-// startWatch arms the hang-up watch for the calls that follow.
-func (x *exchange) startWatch() {
-	if x.target.conn == nil {
-		return
-	}
-	x.watched.Store(&x.target)
-	x.done.Store(false)
-	x.armed = true
-	x.timer.Reset(watchAfter)
+// watcher notices callers that hang up while their backend call is slow.
+// Registering an exchange costs a mutex and a few pointer writes: no timer,
+// no goroutine and no clock read per request.
+type watcher struct {
+	mu    sync.Mutex
+	head  exchange // sentinel of a circular list
+	ticks int64
 }
 
-// stopWatch disarms the watch and, if it had started, waits for it to end,
-// so the exchange can be reused.
-func (x *exchange) stopWatch() {
-	if !x.armed {
-		return
-	}
-	x.armed = false
-	x.done.Store(true)
-	if x.timer.Stop() {
-		return
-	}
-	select {
-	case x.stop <- struct{}{}:
-	default:
-	}
-	<-x.ended
-	select { // a stop the watch did not consume must not end the next one
-	case <-x.stop:
-	default:
-	}
+func newWatcher() *watcher {
+	w := &watcher{}
+	w.head.prev, w.head.next = &w.head, &w.head
+	return w
 }
 
-// watch runs (in the timer's goroutine) while a backend call is slow and
-// counts the request as canceled as soon as its caller has gone.
-func (x *exchange) watch() {
-	defer func() { x.ended <- struct{}{} }()
-	t := x.watched.Load()
-	if t == nil {
+// add puts x on the watch list for the calls that follow.
+func (w *watcher) add(x *exchange) {
+	if x.conn == nil {
 		return
 	}
+	w.mu.Lock()
+	x.since = w.ticks
+	x.prev, x.next = w.head.prev, &w.head
+	w.head.prev.next = x
+	w.head.prev = x
+	w.mu.Unlock()
+	x.watched = true
+}
+
+// remove takes x off the list; once it returns, the watcher no longer
+// touches x, so x can be reused.
+func (w *watcher) remove(x *exchange) {
+	if !x.watched {
+		return
+	}
+	x.watched = false
+	w.mu.Lock()
+	x.prev.next, x.next.prev = x.next, x.prev
+	x.prev, x.next = nil, nil
+	w.mu.Unlock()
+}
+
+// run checks the list every watchEvery until ctx is cancelled.
+func (w *watcher) run(ctx context.Context) {
 	tick := time.NewTicker(watchEvery)
 	defer tick.Stop()
-	for !x.done.Load() {
-		if t.gone() {
-			if x.state.CompareAndSwap(callWaiting, callCanceled) {
-				x.cur.Load().codes[codeCanceled].Inc()
-			}
-			return
-		}
+	for {
 		select {
-		case <-x.stop:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
+			w.check()
 		}
 	}
 }
 
-func (t *watchTarget) gone() bool { return connClosed(t.conn) }
+// check counts as canceled every call older than watchAfter whose caller
+// has gone. The list is in registration order, so it stops at the first
+// call that is too young.
+func (w *watcher) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.ticks++
+	for x := w.head.next; x != &w.head; x = x.next {
+		if w.ticks-x.since < watchTicks {
+			return
+		}
+		if x.state.Load() == callWaiting && connClosed(x.conn) &&
+			x.state.CompareAndSwap(callWaiting, callCanceled) {
+			x.cur.Load().codes[codeCanceled].Inc()
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -17,8 +19,9 @@ import (
 type Output struct {
 	// Class is the predicted class (argmax of Probs when the server gave none).
 	Class string
-	// Probs is the class → probability map, when the server returned scores.
-	Probs map[string]float64
+	// Probs is the class distribution, sorted by class, when the server
+	// returned scores; nil otherwise.
+	Probs event.Probs
 	// Boxes holds detections.
 	Boxes []event.Box
 }
@@ -27,7 +30,7 @@ type Output struct {
 func (o Output) Confidence() float64 {
 	best := 0.0
 	for _, p := range o.Probs {
-		best = max(best, p)
+		best = max(best, p.Score)
 	}
 	for _, b := range o.Boxes {
 		best = max(best, b.Score)
@@ -37,9 +40,11 @@ func (o Output) Confidence() float64 {
 
 // Extractor reads predictions from responses of KServe v1
 // ({"predictions": [...]}) and Open Inference Protocol v2 ({"outputs": [...]})
-// servers. It parses with fastjson: it runs on every routed request, where
-// encoding/json's reflection cost as much as the proxying. Its zero value
-// is ready to use; it must not be copied after first use.
+// servers. It parses with fastjson and builds each distribution as sorted
+// event.Probs directly (no map, no sort per response: see probsOrder): it
+// runs on every routed request, where encoding/json's reflection cost as
+// much as the proxying. Its zero value is ready to use; it must not be
+// copied after first use.
 type Extractor struct {
 	// Classes names the columns of probability arrays; without it columns
 	// are named "0", "1", ….
@@ -48,6 +53,7 @@ type Extractor struct {
 	OutputName string
 
 	names names
+	order atomic.Pointer[probsOrder]
 }
 
 // parsers serve Extract and ImageURIs; a parser's values live until its next
@@ -55,8 +61,9 @@ type Extractor struct {
 var parsers fastjson.ParserPool
 
 // names interns class names: the same dozen names come back in every
-// response, and sharing them saves an allocation per class per request.
-// Lookups are lock-free; the bounded table is replaced on each addition.
+// response, and sharing them saves an allocation per class per request (and
+// lets probsOrder compare names by pointer). Lookups are lock-free; the
+// bounded table is replaced on each addition.
 type names struct {
 	mu    sync.Mutex
 	table atomic.Pointer[map[string]string]
@@ -94,6 +101,70 @@ func lenOf(m *map[string]string) int {
 	}
 	return len(*m)
 }
+
+// probsOrder remembers how the last distribution's classes, in the order the
+// server wrote them, map to sorted order. A model server writes the same
+// classes in the same order response after response, so the extractor checks
+// that (a comparison of interned names) instead of sorting again. It is
+// immutable once published.
+type probsOrder struct {
+	wire []string // the classes as the server listed them
+	perm []int    // perm[k]: wire index of the k-th class in sorted order (the last of repeats)
+}
+
+// matches reports whether read lists exactly the classes of o.wire, in order.
+func (o *probsOrder) matches(read []event.ClassScore) bool {
+	if len(read) != len(o.wire) {
+		return false
+	}
+	for i, e := range read {
+		if e.Class != o.wire[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// learnOrder returns the order of read's classes: a stable sort by class,
+// then the last of each run of repeats, so a class given twice keeps the
+// value given last, as decoding into a map did.
+func learnOrder(read []event.ClassScore) *probsOrder {
+	o := &probsOrder{wire: make([]string, len(read))}
+	idx := make([]int, len(read))
+	for i, e := range read {
+		o.wire[i], idx[i] = e.Class, i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(read[a].Class, read[b].Class) })
+	o.perm = idx[:0]
+	for k, i := range idx {
+		if k+1 < len(idx) && read[idx[k+1]].Class == read[i].Class {
+			continue
+		}
+		o.perm = append(o.perm, i)
+	}
+	return o
+}
+
+// sorted returns the scores read (in wire order) as a new event.Probs sorted
+// by class; nil when read is empty.
+func (x *Extractor) sorted(read []event.ClassScore) event.Probs {
+	if len(read) == 0 {
+		return nil
+	}
+	o := x.order.Load()
+	if o == nil || !o.matches(read) {
+		o = learnOrder(read)
+		x.order.Store(o)
+	}
+	out := make(event.Probs, len(o.perm))
+	for k, i := range o.perm {
+		out[k] = read[i]
+	}
+	return out
+}
+
+// scratchScores is how many wire-order scores fit on the stack.
+const scratchScores = 32
 
 var errNoPredictions = errors.New("response has neither predictions nor outputs")
 
@@ -139,11 +210,11 @@ func notNull(v *fastjson.Value) bool { return v != nil && v.Type() != fastjson.T
 func (x *Extractor) v1Item(v *fastjson.Value) (Output, error) {
 	switch v.Type() {
 	case fastjson.TypeArray:
-		nums, err := numbers(v)
-		if err != nil {
-			return Output{}, fmt.Errorf("prediction array: %w", err)
+		probs, bad := x.row(v.GetArray())
+		if bad >= 0 {
+			return Output{}, fmt.Errorf("prediction array: [%d] is not a number", bad)
 		}
-		return x.fromRow(nums), nil
+		return Output{Class: argmax(probs), Probs: probs}, nil
 	case fastjson.TypeString:
 		return Output{Class: x.names.intern(v.GetStringBytes())}, nil
 	case fastjson.TypeObject:
@@ -193,29 +264,73 @@ func (x *Extractor) optString(v *fastjson.Value, key string) (string, error) {
 	return x.names.intern(b), nil
 }
 
+var errProbsShape = errors.New("probs is neither an object nor an array of numbers")
+
 // probs reads an object of class → probability or an array of probabilities.
-func (x *Extractor) probs(p *fastjson.Value) (map[string]float64, error) {
+func (x *Extractor) probs(p *fastjson.Value) (event.Probs, error) {
 	if p.Type() == fastjson.TypeArray {
-		nums, err := numbers(p)
-		if err != nil {
-			return nil, errors.New("probs is neither an object nor an array of numbers")
+		probs, bad := x.row(p.GetArray())
+		if bad >= 0 {
+			return nil, errProbsShape
 		}
-		return x.fromRow(nums).Probs, nil
+		return probs, nil
 	}
 	obj, err := p.Object()
 	if err != nil {
-		return nil, errors.New("probs is neither an object nor an array of numbers")
+		return nil, errProbsShape
 	}
-	m := make(map[string]float64, obj.Len())
+	var buf [scratchScores]event.ClassScore
+	read := buf[:0]
+	ok := true
 	obj.Visit(func(k []byte, v *fastjson.Value) {
 		f, ferr := v.Float64()
-		if ferr != nil && err == nil {
-			err = errors.New("probs is neither an object nor an array of numbers")
-		}
-		m[x.names.intern(k)] = f
+		ok = ok && ferr == nil
+		read = append(read, event.ClassScore{Class: x.names.intern(k), Score: f})
 	})
-	return m, err
+	if !ok {
+		return nil, errProbsShape
+	}
+	return x.sorted(read), nil
 }
+
+// row reads one row of probabilities, its columns named by Classes (or
+// "0", "1", …). bad is the index of the first item that is not a number, -1
+// when all are.
+func (x *Extractor) row(items []*fastjson.Value) (probs event.Probs, bad int) {
+	var buf [scratchScores]event.ClassScore
+	read := buf[:0]
+	cols := x.columns(len(items))
+	for i, it := range items {
+		f, err := it.Float64()
+		if err != nil {
+			return nil, i
+		}
+		read = append(read, event.ClassScore{Class: cols[i], Score: f})
+	}
+	return x.sorted(read), -1
+}
+
+// columns returns the names of n columns: Classes when it has n names,
+// else "0" … "n-1".
+func (x *Extractor) columns(n int) []string {
+	if len(x.Classes) == n {
+		return x.Classes
+	}
+	if t := numberNames.Load(); t != nil && len(*t) >= n {
+		return (*t)[:n]
+	}
+	t := make([]string, n)
+	for i := range t {
+		t[i] = strconv.Itoa(i)
+	}
+	if n <= maxNames {
+		numberNames.Store(&t)
+	}
+	return t
+}
+
+// numberNames caches "0", "1", … for probability arrays without class names.
+var numberNames atomic.Pointer[[]string]
 
 func (x *Extractor) boxes(v *fastjson.Value) ([]event.Box, error) {
 	items, err := v.Array()
@@ -241,29 +356,26 @@ func (x *Extractor) boxes(v *fastjson.Value) ([]event.Box, error) {
 			}
 		}
 		if xy := it.Get("xyxy"); notNull(xy) {
-			nums, err := numbers(xy)
-			if err != nil || len(nums) != 4 {
+			if !fourNumbers(xy, &b.XYXY) {
 				return nil, fmt.Errorf("boxes[%d].xyxy is not 4 numbers", i)
 			}
-			copy(b.XYXY[:], nums)
 		}
 	}
 	return out, nil
 }
 
-// numbers reads an array of numbers.
-func numbers(v *fastjson.Value) ([]float64, error) {
+// fourNumbers reads an array of exactly four numbers into dst.
+func fourNumbers(v *fastjson.Value, dst *[4]float64) bool {
 	items, err := v.Array()
-	if err != nil {
-		return nil, err
+	if err != nil || len(items) != 4 {
+		return false
 	}
-	out := make([]float64, len(items))
 	for i, it := range items {
-		if out[i], err = it.Float64(); err != nil {
-			return nil, fmt.Errorf("[%d]: %w", i, err)
+		if dst[i], err = it.Float64(); err != nil {
+			return false
 		}
 	}
-	return out, nil
+	return true
 }
 
 func (x *Extractor) v2(outputs []*fastjson.Value) ([]Output, error) {
@@ -293,45 +405,36 @@ func (x *Extractor) v2(outputs []*fastjson.Value) ([]Output, error) {
 }
 
 func (x *Extractor) v2Numeric(name string, shape, data []*fastjson.Value) ([]Output, error) {
-	flat := make([]float64, len(data))
 	for i, d := range data {
-		f, err := d.Float64()
-		if err != nil {
+		if d.Type() != fastjson.TypeNumber {
 			return nil, fmt.Errorf("output %s: data[%d] is not a number", name, i)
 		}
-		flat[i] = f
 	}
-	rows, cols := 1, len(flat)
+	rows, cols := 1, len(data)
 	if len(shape) == 2 {
 		rows, cols = shape[0].GetInt(), shape[1].GetInt()
 	}
-	if rows*cols != len(flat) || cols == 0 {
-		return nil, fmt.Errorf("output %s: shape %v does not match %d values", name, shape, len(flat))
+	if rows*cols != len(data) || cols == 0 {
+		return nil, fmt.Errorf("output %s: shape %v does not match %d values", name, shape, len(data))
 	}
 	out := make([]Output, rows)
 	for r := range rows {
-		out[r] = x.fromRow(flat[r*cols : (r+1)*cols])
+		probs, bad := x.row(data[r*cols : (r+1)*cols])
+		if bad >= 0 {
+			return nil, fmt.Errorf("output %s: data[%d] is not a number", name, r*cols+bad)
+		}
+		out[r] = Output{Class: argmax(probs), Probs: probs}
 	}
 	return out, nil
 }
 
-func (x *Extractor) fromRow(row []float64) Output {
-	probs := make(map[string]float64, len(row))
-	for i, p := range row {
-		name := strconv.Itoa(i)
-		if len(x.Classes) == len(row) {
-			name = x.Classes[i]
-		}
-		probs[name] = p
-	}
-	return Output{Class: argmax(probs), Probs: probs}
-}
-
-func argmax(probs map[string]float64) string {
+// argmax returns the most probable class of probs (sorted by class), the
+// first in class order among equals; "" for none.
+func argmax(probs event.Probs) string {
 	best, bestP := "", math.Inf(-1)
-	for c, p := range probs {
-		if p > bestP || (p == bestP && c < best) {
-			best, bestP = c, p
+	for _, e := range probs {
+		if e.Score > bestP {
+			best, bestP = e.Class, e.Score
 		}
 	}
 	return best
@@ -341,45 +444,59 @@ func argmax(probs map[string]float64) string {
 // KServe v1 {"instances": [{field: …}]}, v2 {"inputs": [{"name": field,
 // "data": [...]}]}, or a single top-level field. Missing values are "".
 func ImageURIs(body []byte, field string) []string {
-	if field == "" {
+	buf, ends, found := appendImageURIs(nil, nil, body, field)
+	if !found {
 		return nil
+	}
+	s, out, start := string(buf), make([]string, len(ends)), 0
+	for i, e := range ends {
+		out[i], start = s[start:e], e
+	}
+	return out
+}
+
+// appendImageURIs is ImageURIs without a string per value: it appends the
+// values to dst and the end offset of each to ends. found is false when the
+// body has no such field at all.
+func appendImageURIs(dst []byte, ends []int, body []byte, field string) (_ []byte, _ []int, found bool) {
+	if field == "" {
+		return dst, ends, false
 	}
 	p := parsers.Get()
 	defer parsers.Put(p)
 	v, err := p.ParseBytes(body)
 	if err != nil {
-		return nil
+		return dst, ends, false
 	}
 	top, err := v.Object()
 	if err != nil {
-		return nil
+		return dst, ends, false
 	}
 	// Instances that are not objects (tensors) carry no field: ignore them.
 	if inst := top.Get("instances"); allObjects(inst) {
-		items := inst.GetArray()
-		out := make([]string, len(items))
-		for i, it := range items {
-			out[i] = str(it.Get(field))
+		for _, it := range inst.GetArray() {
+			dst = appendStr(dst, it.Get(field))
+			ends = append(ends, len(dst))
 		}
-		return out
+		return dst, ends, true
 	}
 	if inputs := top.Get("inputs"); allObjects(inputs) {
 		for _, in := range inputs.GetArray() {
 			if string(in.GetStringBytes("name")) != field {
 				continue
 			}
-			data := in.GetArray("data")
-			out := make([]string, len(data))
-			for i, d := range data {
-				out[i] = str(d)
+			for _, d := range in.GetArray("data") {
+				dst = appendStr(dst, d)
+				ends = append(ends, len(dst))
 			}
-			return out
+			return dst, ends, true
 		}
 	}
 	if f := top.Get(field); f != nil {
-		return []string{str(f)}
+		dst = appendStr(dst, f)
+		return dst, append(ends, len(dst)), true
 	}
-	return nil
+	return dst, ends, false
 }
 
 // allObjects reports a non-empty array of objects (or nulls).
@@ -396,10 +513,10 @@ func allObjects(v *fastjson.Value) bool {
 	return len(items) > 0
 }
 
-// str copies v's string value; "" when v is absent or not a string.
-func str(v *fastjson.Value) string {
+// appendStr appends v's string value; nothing when v is absent or not a string.
+func appendStr(dst []byte, v *fastjson.Value) []byte {
 	if v == nil || v.Type() != fastjson.TypeString {
-		return ""
+		return dst
 	}
-	return string(v.GetStringBytes())
+	return append(dst, v.GetStringBytes()...)
 }

@@ -4,10 +4,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"iter"
 	"net"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 type call struct {
 	status   int
 	latency  time.Duration
+	end      time.Time // when the answer (or failure) came: the event's ts
 	err      error
 	reason   int  // reason* index when failed
 	canceled bool // the caller hung up while the backend worked
@@ -34,7 +33,7 @@ func (r *Router) Handler(ctx *fasthttp.RequestCtx) {
 	x := acquireExchange()
 	x.req, x.resp = &ctx.Request, &ctx.Response
 	x.ip = remoteIP(ctx.RemoteAddr())
-	x.target.conn = ctx.Conn()
+	x.conn = ctx.Conn()
 	r.serve(x)
 	releaseExchange(x)
 }
@@ -45,10 +44,10 @@ func (r *Router) serve(x *exchange) {
 	// The caller's Connection: close concerns its own connection, not ours
 	// to the backend (stripped below with the other hop-by-hop headers).
 	closeAfter := req.Header.ConnectionClose()
-	stripHop(&req.Header)
+	stripRequestHop(&req.Header)
 	req.Header.SetNoDefaultContentType(true) // pass the caller's, or none
 	x.ipText = x.ip.AppendTo(x.ipText[:0])
-	req.Header.SetBytesV("X-Forwarded-For", x.ipText)
+	req.Header.SetCanonical(hdrForwardedFor, x.ipText)
 	if r.prefixed {
 		x.path = append(x.path[:0], req.URI().PathOriginal()...)
 	}
@@ -62,7 +61,7 @@ func (r *Router) serve(x *exchange) {
 		r.m.fallbacks.WithLabelValues(be.Name).Inc()
 		arm, be = armStable, rt.stable
 	}
-	x.startWatch()
+	r.watch.add(x)
 	c := r.do(be, arm, req, resp, x.path, x)
 	if c.failed() && !c.canceled && arm == armCanary && r.cfg.RetryOnStable {
 		// The canary's failure still counts against it in analysis.
@@ -71,7 +70,7 @@ func (r *Router) serve(x *exchange) {
 		arm, be = armStable, rt.stable
 		c = r.do(be, arm, req, resp, x.path, x)
 	}
-	x.stopWatch()
+	r.watch.remove(x)
 	switch {
 	case c.canceled:
 		// Counted by the watch; nobody is left to answer.
@@ -88,9 +87,9 @@ func (r *Router) serve(x *exchange) {
 		resp.Header.SetContentType("text/plain; charset=utf-8")
 		resp.SetBodyString("model backend unavailable\n")
 	default:
-		stripHop(&resp.Header)
-		resp.Header.Set("X-Lookout-Arm", armNames[arm])
-		resp.Header.Set("X-Lookout-Backend", be.Name)
+		stripResponseHop(&resp.Header)
+		resp.Header.SetCanonical(hdrArm, armHeaderValues[arm])
+		resp.Header.SetCanonical(hdrBackend, be.nameBytes)
 		be.arms[arm].codes[codeIndex(c.status)].Inc()
 	}
 	if closeAfter {
@@ -119,11 +118,10 @@ func (r *Router) after(x *exchange, rt *route, arm int, be *backend, c *call) {
 	if r.pub == nil && !shadow {
 		return
 	}
-	reqID := r.requestID(x.req)
-	meta := r.meta(x.req)
-	r.emit(outs, meta, reqID, be, armNames[arm], rt.RolloutID, c.latency)
-	if shadow && shadowPick(reqID, rt.ShadowPercent) {
-		r.shadow.enqueue(x, rt, outs, meta, reqID)
+	meta := r.meta(x)
+	r.emit(outs, meta, be, armNames[arm], rt.RolloutID, c)
+	if shadow && shadowPick(meta.reqID, rt.ShadowPercent) {
+		r.shadow.enqueue(x, rt, outs, meta)
 	}
 }
 
@@ -141,14 +139,15 @@ func (r *Router) do(be *backend, arm int, req *fasthttp.Request, resp *fasthttp.
 	}
 	start := time.Now()
 	err := r.send(be, req, resp, path)
-	c := call{latency: time.Since(start), err: err, status: resp.StatusCode()}
+	end := time.Now()
+	c := call{latency: end.Sub(start), end: end, err: err, status: resp.StatusCode()}
 	if x != nil && !x.state.CompareAndSwap(callWaiting, callAnswered) {
 		// The caller went away first: not the backend's fault, so neither
 		// the breaker nor the error metrics hear of it.
 		c.canceled = true
 		return c
 	}
-	be.breakerOpen.Set(b2f(be.breaker.record(!c.failed())))
+	be.breaker.record(!c.failed())
 	am.latency.Observe(c.latency.Seconds())
 	if c.failed() {
 		c.reason = reason5xx
@@ -213,15 +212,6 @@ func randomPrefix() string {
 	return hex.EncodeToString(b) + "-"
 }
 
-func (r *Router) requestID(req *fasthttp.Request) string {
-	if id := req.Header.Peek(r.idHeader); len(id) > 0 && len(id) <= 200 {
-		return string(id)
-	}
-	var buf [40]byte
-	b := append(buf[:0], idPrefix...)
-	return string(strconv.AppendUint(b, idCounter.Add(1), 36))
-}
-
 // isHop reports hop-by-hop headers, which a proxy must not forward, and
 // Content-Length, which fasthttp recomputes.
 func isHop(k []byte) bool {
@@ -233,35 +223,54 @@ func isHop(k []byte) bool {
 	return false
 }
 
-// header is what stripHop needs of fasthttp's request and response headers.
-type header interface {
-	ResetConnectionClose()
-	All() iter.Seq2[[]byte, []byte]
-	DelBytes(key []byte)
-}
-
-// stripHop removes hop-by-hop headers. Most messages have none, so it looks
-// before it deletes.
-func stripHop(h header) {
+// stripRequestHop removes hop-by-hop headers from a request. Most messages
+// have none, so it looks before it deletes. (Concrete types, not an
+// interface: through one, each All iterator was a heap allocation.)
+func stripRequestHop(h *fasthttp.RequestHeader) {
 	h.ResetConnectionClose()
 	for {
-		k := firstHop(h.All())
-		if k == nil {
+		var buf [32]byte
+		k := buf[:0]
+		for name := range h.All() {
+			if isHop(name) {
+				k = append(k, name...)
+				break
+			}
+		}
+		if len(k) == 0 {
 			return
 		}
 		h.DelBytes(k)
 	}
 }
 
-// firstHop returns a copy of the first hop-by-hop header name, or nil.
-func firstHop(all iter.Seq2[[]byte, []byte]) []byte {
-	for k := range all {
-		if isHop(k) {
-			return append([]byte(nil), k...)
+// stripResponseHop is stripRequestHop for a response.
+func stripResponseHop(h *fasthttp.ResponseHeader) {
+	h.ResetConnectionClose()
+	for {
+		var buf [32]byte
+		k := buf[:0]
+		for name := range h.All() {
+			if isHop(name) {
+				k = append(k, name...)
+				break
+			}
 		}
+		if len(k) == 0 {
+			return
+		}
+		h.DelBytes(k)
 	}
-	return nil
 }
+
+// Header names the router sets, in canonical form so fasthttp need not
+// normalise them on every request, and the arm values.
+var (
+	hdrForwardedFor = []byte("X-Forwarded-For")
+	hdrArm          = []byte("X-Lookout-Arm")
+	hdrBackend      = []byte("X-Lookout-Backend")
+	armHeaderValues = [numArms][]byte{[]byte(armNames[armStable]), []byte(armNames[armCanary]), []byte(armNames[armShadow])}
+)
 
 func b2f(b bool) float64 {
 	if b {

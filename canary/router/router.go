@@ -40,8 +40,8 @@ type backend struct {
 	host, prefix string
 	https        bool
 	breaker      *breaker
-	breakerOpen  prometheus.Gauge
 	arms         [numArms]*armMetrics
+	nameBytes    []byte // Name, for the X-Lookout-Backend header
 }
 
 // route is a Route resolved to backends; it is immutable once published.
@@ -70,6 +70,8 @@ type Router struct {
 	extract  Extractor
 	window   *Window
 	shadow   *shadowPool
+	watch    *watcher
+	watchWG  sync.WaitGroup
 	m        *metrics
 	log      *slog.Logger
 	server   *fasthttp.Server
@@ -94,6 +96,7 @@ func New(o Options) (*Router, error) {
 		pub:      o.Publisher,
 		extract:  Extractor{Classes: o.Config.Classes, OutputName: o.Config.OutputName},
 		window:   NewWindow(),
+		watch:    newWatcher(),
 		m:        newMetrics(o.Registry),
 		log:      o.Log,
 	}
@@ -118,11 +121,19 @@ func New(o Options) (*Router, error) {
 	return r, nil
 }
 
-// Start runs the shadow workers until ctx is cancelled; it returns at once.
-func (r *Router) Start(ctx context.Context) { r.shadow.start(ctx) }
+// Start runs the shadow workers and the watch for callers that hang up
+// during slow backend calls until ctx is cancelled; it returns at once.
+func (r *Router) Start(ctx context.Context) {
+	r.shadow.start(ctx)
+	r.watchWG.Add(1)
+	go func() { defer r.watchWG.Done(); r.watch.run(ctx) }()
+}
 
-// Wait blocks until the shadow workers have stopped after cancellation.
-func (r *Router) Wait() { r.shadow.wait() }
+// Wait blocks until the goroutines of Start have stopped after cancellation.
+func (r *Router) Wait() {
+	r.shadow.wait()
+	r.watchWG.Wait()
+}
 
 // SetRoute swaps the route atomically. Requests already in flight finish on
 // the route they read; new requests see the new one.
@@ -203,8 +214,8 @@ func (r *Router) newBackend(b config.CanaryBackend) (*backend, error) {
 		addr += map[string]string{"http": ":80", "https": ":443"}[u.Scheme]
 	}
 	be := &backend{CanaryBackend: b, host: u.Host, prefix: strings.TrimSuffix(u.Path, "/"), https: u.Scheme == "https",
-		breaker:     newBreaker(r.cfg.BreakerFailures, r.cfg.BreakerOpenFor),
-		breakerOpen: r.m.breaker.WithLabelValues(b.Name)}
+		breaker:   newBreaker(r.cfg.BreakerFailures, r.cfg.BreakerOpenFor, r.m.breaker.WithLabelValues(b.Name)),
+		nameBytes: []byte(b.Name)}
 	for i := range be.arms {
 		be.arms[i] = newArmMetrics(r.m, armNames[i], b.Name)
 	}
@@ -244,9 +255,11 @@ func (r *Router) newServer() *fasthttp.Server {
 		WriteTimeout: max(10*time.Second, r.cfg.Timeout),
 		IdleTimeout:  2 * time.Minute,
 		// Backend answers carry their own headers; do not add ours.
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		NoDefaultDate:                true,
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		NoDefaultDate:         true,
+		// The handler never asks for the request's time: skip the clock read.
+		LazyRequestTime:              true,
 		DisablePreParseMultipartForm: true,
 		ErrorHandler:                 serverError,
 		Logger:                       slogLogger{r.log},

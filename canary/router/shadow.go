@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/valyala/fasthttp"
@@ -18,7 +19,6 @@ type shadowJob struct {
 	rt     *route
 	stable []Output
 	meta   requestMeta
-	reqID  string
 }
 
 // shadowPool mirrors requests to the canary off the caller's path: a bounded
@@ -57,12 +57,13 @@ func (p *shadowPool) start(ctx context.Context) {
 func (p *shadowPool) wait() { p.wg.Wait() }
 
 // enqueue copies the caller's request and queues it; it never blocks.
-func (p *shadowPool) enqueue(x *exchange, rt *route, stable []Output, meta requestMeta, reqID string) {
+func (p *shadowPool) enqueue(x *exchange, rt *route, stable []Output, meta requestMeta) {
 	if len(p.queue) == cap(p.queue) {
 		p.r.m.shadow.WithLabelValues("dropped_queue_full").Inc()
 		return
 	}
-	j := shadowJob{req: fasthttp.AcquireRequest(), rt: rt, stable: stable, meta: meta, reqID: reqID}
+	meta.imageURIs = slices.Clone(meta.imageURIs) // the exchange's scratch
+	j := shadowJob{req: fasthttp.AcquireRequest(), rt: rt, stable: stable, meta: meta}
 	x.req.CopyTo(j.req)
 	if len(x.path) > 0 {
 		j.path = append([]byte(nil), x.path...)
@@ -101,5 +102,5 @@ func (p *shadowPool) run(j shadowJob, resp *fasthttp.Response) {
 		}
 	}
 	r.window.shadowCompared(agreed, total)
-	r.emit(outs, j.meta, j.reqID, be, event.ArmShadow, j.rt.RolloutID, c.latency)
+	r.emit(outs, j.meta, be, event.ArmShadow, j.rt.RolloutID, &c)
 }

@@ -52,6 +52,11 @@ func runRouter(ctx context.Context, cfg config.Config, log *slog.Logger, _ []str
 	}
 	writer := kc.Writer(cfg.Kafka.PredictionsTopic)
 	defer writer.Close()
+	// kafka-go allocates (and zeroes) room for BatchSize messages per
+	// partition batch. The publisher hands it up to 1,000 events per 20 ms,
+	// spread over the partitions, so 1,000-message batches were mostly empty
+	// space: ≈ 2% of the router's CPU at 15,000 req/s.
+	writer.BatchSize = 250
 
 	rt, err := router.New(router.Options{Config: cfg.Canary, Registry: reg, Log: log})
 	if err != nil {
