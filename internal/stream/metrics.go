@@ -39,7 +39,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"stage"}),
 		flushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "lookout_consumer_flush_duration_seconds",
-			Help:    "Time to store and commit one batch, retries included.",
+			Help:    "Time from a write's first batch reaching the store to the write's commit (one batch, or up to batches_per_insert for ingest), retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 12),
 		}, []string{"stage"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
