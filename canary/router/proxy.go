@@ -244,7 +244,10 @@ func stripRequestHop(h *fasthttp.RequestHeader) {
 	}
 }
 
-// stripResponseHop is stripRequestHop for a response.
+// stripResponseHop is stripRequestHop for a response. Written out twice on
+// purpose: one generic function over both header types allocated its
+// iterators as an interface does (5 allocations per call, measured with
+// testing.AllocsPerRun, against 0).
 func stripResponseHop(h *fasthttp.ResponseHeader) {
 	h.ResetConnectionClose()
 	for {

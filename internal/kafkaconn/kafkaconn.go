@@ -60,9 +60,6 @@ func mechanism(s config.SASL) (sasl.Mechanism, error) {
 	}
 }
 
-// Config returns the configuration the connection was built from.
-func (c *Conn) Config() config.Kafka { return c.cfg }
-
 func (c *Conn) dialer() *kafka.Dialer {
 	return &kafka.Dialer{
 		ClientID:      c.cfg.ClientID,

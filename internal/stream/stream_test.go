@@ -47,6 +47,21 @@ func (r *memReader) CommitMessages(_ context.Context, msgs ...kafka.Message) err
 	return nil
 }
 
+// waitCommitted waits up to 10 s for partition p's committed offset to
+// reach off and returns the offset committed by then.
+func (r *memReader) waitCommitted(p int, off int64) int64 {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r.mu.Lock()
+		c := r.committed[p]
+		r.mu.Unlock()
+		if c >= off || time.Now().After(deadline) {
+			return c
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 type memWriter struct {
 	mu   sync.Mutex
 	msgs []kafka.Message
@@ -88,18 +103,8 @@ func TestDecoderPanicIsDeadLetteredAndConsumingGoesOn(t *testing.T) {
 	go func() {
 		done <- Run(ctx, r, stage, Options{BatchSize: 10, FlushInterval: 10 * time.Millisecond, DeadLetter: dlq, Metrics: metrics})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		c := r.committed[0]
-		r.mu.Unlock()
-		if c == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("offsets never committed past the panicking message")
-		}
-		time.Sleep(10 * time.Millisecond)
+	if c := r.waitCommitted(0, 2); c != 2 {
+		t.Fatalf("offsets committed up to %d, never past the panicking message", c)
 	}
 	cancel()
 	if err := <-done; err != nil {

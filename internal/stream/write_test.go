@@ -93,18 +93,8 @@ func TestBacklogJoinsWritesAndRetriesWholeWrites(t *testing.T) {
 		done <- Run(ctx, r, stage, Options{BatchSize: 10, BatchesPerWrite: 3, FlushInterval: 500 * time.Millisecond,
 			DeadLetter: dlq, RetryMin: time.Millisecond, RetryMax: time.Millisecond})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r.mu.Lock()
-		c := r.committed[0]
-		r.mu.Unlock()
-		if c == n-1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed up to %d of %d", c, n-1)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if c := r.waitCommitted(0, n-1); c != n-1 {
+		t.Fatalf("committed up to %d of %d", c, n-1)
 	}
 	cancel()
 	if err := <-done; err != nil {
