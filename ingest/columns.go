@@ -18,6 +18,8 @@ const predictionColumns = "event_id, ts, ts_ms, model, model_version, source, ta
 	"predicted_class, confidence, margin, entropy, class_set, prob_values, box_classes, box_scores, " +
 	"box_xyxy, latency_ms, arm, rollout_id, schema_version, ingested_at"
 
+const insertPredictions = "INSERT INTO predictions (" + predictionColumns + ")"
+
 // columns is one batch of predictions laid out column by column. Appending
 // whole columns skips clickhouse-go's per-row reflection, which dominated
 // the ingest profile.
@@ -140,7 +142,7 @@ func InsertPredictions(ctx context.Context, conn driver.Conn, items []event.Pred
 
 // buildBatch lays items out as columns in a prepared insert, ready to send.
 func buildBatch(ctx context.Context, conn driver.Conn, items []event.Prediction, now time.Time) (driver.Batch, error) {
-	batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions ("+predictionColumns+")")
+	batch, err := conn.PrepareBatch(ctx, insertPredictions)
 	if err != nil {
 		return nil, fmt.Errorf("prepare insert of %d predictions: %w", len(items), err)
 	}

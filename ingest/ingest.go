@@ -58,7 +58,7 @@ func Predictions(conn driver.Conn, dec *event.Decoder, m *Metrics) stream.Stage[
 		},
 		Reason: event.ReasonOf,
 		Begin: func(ctx context.Context) (stream.Write[event.Prediction], error) {
-			batch, err := conn.PrepareBatch(ctx, "INSERT INTO predictions ("+predictionColumns+")")
+			batch, err := conn.PrepareBatch(ctx, insertPredictions)
 			if err != nil {
 				return nil, fmt.Errorf("prepare insert of predictions: %w", err)
 			}
