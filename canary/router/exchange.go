@@ -69,20 +69,29 @@ func releaseExchange(x *exchange) {
 	exchanges.Put(x)
 }
 
-// watcher notices callers that hang up while their backend call is slow.
-// Registering an exchange costs a mutex and a few pointer writes: no timer,
-// no goroutine and no clock read per request.
+// watcher notices callers that hang up while their backend call is slow,
+// and keeps the connections' timeouts (see proxyConn). Registering an
+// exchange costs a mutex and a few pointer writes: no timer, no goroutine
+// and no clock read per request.
 type watcher struct {
-	mu    sync.Mutex
-	head  exchange // sentinel of a circular list
-	ticks int64
+	ticks atomic.Int64 // watchEvery periods since the watch began
+
+	mu   sync.Mutex
+	head exchange // sentinel of a circular list of exchanges in a backend call
+
+	connMu sync.Mutex
+	conns  proxyConn // sentinel of a circular list of open connections
 }
 
 func newWatcher() *watcher {
 	w := &watcher{}
 	w.head.prev, w.head.next = &w.head, &w.head
+	w.conns.prev, w.conns.next = &w.conns, &w.conns
 	return w
 }
+
+// now is the current watch tick.
+func (w *watcher) now() int64 { return w.ticks.Load() }
 
 // add puts x on the watch list for the calls that follow.
 func (w *watcher) add(x *exchange) {
@@ -90,7 +99,7 @@ func (w *watcher) add(x *exchange) {
 		return
 	}
 	w.mu.Lock()
-	x.since = w.ticks
+	x.since = w.now()
 	x.prev, x.next = w.head.prev, &w.head
 	w.head.prev.next = x
 	w.head.prev = x
@@ -125,15 +134,48 @@ func (w *watcher) run(ctx context.Context) {
 	}
 }
 
-// check counts as canceled every call older than watchAfter whose caller
-// has gone. The list is in registration order, so it stops at the first
-// call that is too young.
+// addConn puts c on the watch until removeConn.
+func (w *watcher) addConn(c *proxyConn) {
+	w.connMu.Lock()
+	c.prev, c.next = w.conns.prev, &w.conns
+	w.conns.prev.next = c
+	w.conns.prev = c
+	w.connMu.Unlock()
+}
+
+func (w *watcher) removeConn(c *proxyConn) {
+	w.connMu.Lock()
+	c.prev.next, c.next.prev = c.next, c.prev
+	c.prev, c.next = nil, nil
+	w.connMu.Unlock()
+}
+
+// check advances the watch by a tick and looks at the calls in progress.
 func (w *watcher) check() {
+	now := w.ticks.Add(1)
+	w.checkCalls(now)
+	w.checkConns(now)
+}
+
+// checkConns expires the connections whose read or write is overdue.
+func (w *watcher) checkConns(now int64) {
+	w.connMu.Lock()
+	defer w.connMu.Unlock()
+	for c := w.conns.next; c != &w.conns; c = c.next {
+		if c.overdue(now) {
+			c.expire()
+		}
+	}
+}
+
+// checkCalls counts as canceled every call older than watchAfter whose
+// caller has gone. The list is in registration order, so it stops at the
+// first call that is too young.
+func (w *watcher) checkCalls(now int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.ticks++
 	for x := w.head.next; x != &w.head; x = x.next {
-		if w.ticks-x.since < watchTicks {
+		if now-x.since < watchTicks {
 			return
 		}
 		if x.state.Load() == callWaiting && connClosed(x.conn) &&

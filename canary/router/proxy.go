@@ -171,7 +171,8 @@ func (r *Router) send(be *backend, req *fasthttp.Request, resp *fasthttp.Respons
 	if r.prefixed {
 		u.SetPath(be.prefix + string(path))
 	}
-	return be.client.DoTimeout(req, resp, r.cfg.Timeout)
+	// The timeout is the connection's (r.backendLimits), not a deadline per call.
+	return be.client.Do(req, resp)
 }
 
 func reasonOf(err error) int {

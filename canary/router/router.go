@@ -83,6 +83,8 @@ type Router struct {
 	// prefixed: some backend URL has a path, so the caller's path is kept
 	// aside to build each backend's.
 	prefixed bool
+	// Timeouts of the connections from callers and to backends.
+	callerLimits, backendLimits connLimits
 	// Header names, resolved once.
 	keyHeader, sourceHeader, imageHeader, idHeader string
 }
@@ -103,6 +105,11 @@ func New(o Options) (*Router, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
+	// The whole request must arrive within callerLimits.busy; keep-alive
+	// connections may idle longer.
+	r.callerLimits = connLimits{caller: true, idle: ticks(2 * time.Minute),
+		busy: ticks(max(10*time.Second, o.Config.Timeout)), write: ticks(max(10*time.Second, o.Config.Timeout))}
+	r.backendLimits = connLimits{busy: ticks(o.Config.Timeout)}
 	r.keyHeader, r.sourceHeader = o.Config.KeyHeader, o.Config.SourceHeader
 	r.imageHeader, r.idHeader = o.Config.ImageURIHeader, o.Config.EventIDHeader
 	for _, b := range o.Config.Backends {
@@ -229,6 +236,7 @@ func (r *Router) newBackend(b config.CanaryBackend) (*backend, error) {
 		MaxConns:                 1024,
 		MaxConnWaitTimeout:       r.cfg.Timeout,
 		MaxIdleConnDuration:      30 * time.Second,
+		DialTimeout:              backendDialer(r.watch, &r.backendLimits, r.cfg.Timeout),
 		MaxResponseBodySize:      int(r.cfg.MaxBodyBytes),
 		ReadBufferSize:           8 << 10, // response headers up to 8 KiB
 		// One resend, and only when a kept-alive connection turned out to be
@@ -249,11 +257,8 @@ func (r *Router) newServer() *fasthttp.Server {
 		// Request headers up to 8 KiB, as nginx's default; fasthttp's is 4.
 		ReadBufferSize:     8 << 10,
 		MaxRequestBodySize: int(r.cfg.MaxBodyBytes),
-		// The whole request must arrive within this; keep-alive connections
-		// may idle longer.
-		ReadTimeout:  max(10*time.Second, r.cfg.Timeout),
-		WriteTimeout: max(10*time.Second, r.cfg.Timeout),
-		IdleTimeout:  2 * time.Minute,
+		// No ReadTimeout, WriteTimeout or IdleTimeout: the connections keep
+		// their own (r.callerLimits, see proxyConn).
 		// Backend answers carry their own headers; do not add ours.
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -302,7 +307,7 @@ func (r *Router) Serve(ln net.Listener) error {
 	}
 	r.listeners = append(r.listeners, ln)
 	r.srvMu.Unlock()
-	err := r.server.Serve(ln)
+	err := r.server.Serve(proxyListener{ln, r.watch, &r.callerLimits})
 	r.srvMu.Lock()
 	closing := r.closing
 	r.srvMu.Unlock()

@@ -43,7 +43,9 @@ type Canary struct {
 	// OutputName selects the Open Inference Protocol v2 output holding the
 	// probabilities; empty takes the first numeric output.
 	OutputName string `yaml:"output_name"`
-	// Timeout bounds one backend call; MaxBodyBytes bounds requests and responses.
+	// Timeout bounds one backend call, from sending the request to the end
+	// of the answer (enforced within 40 ms); MaxBodyBytes bounds requests
+	// and responses.
 	Timeout      time.Duration `yaml:"timeout"`
 	MaxBodyBytes int64         `yaml:"max_body_bytes"`
 	// RetryOnStable re-sends a request that failed on the canary to stable.
