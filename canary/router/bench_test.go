@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 	"github.com/valyala/fasthttp"
 
@@ -84,9 +85,15 @@ func BenchmarkBookkeeping(b *testing.B) {
 	resp.SetBodyString(`{"predictions":[{"probs":{"good":0.9,"dent":0.1}}]}`)
 	x := &exchange{req: req, resp: resp}
 	rt, be := r.route.Load(), r.backends["stable"]
+	c := call{status: 200, latency: time.Millisecond, end: time.Now()}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		r.after(x, rt, armStable, be, &call{status: 200, latency: time.Millisecond})
+		r.after(x, rt, armStable, be, &c)
+	}
+	b.StopTimer()
+	// Measure the path of a published event, not of a refused one.
+	if got := testutil.ToFloat64(kp.queued); got != float64(b.N) {
+		b.Fatalf("%v events queued, want %d", got, b.N)
 	}
 }
