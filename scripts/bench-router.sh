@@ -21,6 +21,10 @@
 # interleaved across targets (so drifting background load falls on every
 # target alike); the last table gives the means over the rounds. PASSES=paced
 # runs only the light paced passes (the latency check at ~2,000 req/s).
+# BASELINE=path/to/lookout adds the target "baseline": that build's router,
+# set up the same way, to compare a change with the code it replaces, e.g.
+#   git worktree add /tmp/base HEAD && (cd /tmp/base && go build -o /tmp/lookout-base ./cmd/lookout)
+#   BASELINE=/tmp/lookout-base TARGETS="nginx lookout" PASSES=peak ROUNDS=6 scripts/bench-router.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -69,32 +73,48 @@ NGX
 "$NGINX" -c "$PWD/$W/nginx.conf" -p "$PWD/$W" & PIDS+=($!)
 NGINX_PID=$!
 
-# lookout router with a 10% rollout.
+# lookout routers with a 10% rollout: this tree's, and with BASELINE=path an
+# older build as the extra target "baseline" (say, HEAD's, built from a git
+# worktree), so a change is compared with what it replaces in the same run.
 TOKEN=$("$W/lookout" token | awk '/^token:/{print $2}')
-cat > "$W/lookout.yaml" <<YAML
+# router_yaml NAME PORT ADMIN_PORT DATABASE writes $W/NAME.yaml
+router_yaml() {
+	cat >"$W/$1.yaml" <<YAML
 kafka: {brokers: [127.0.0.1:18692]}
-clickhouse: {database: lookout_bench}
+clickhouse: {database: $4}
 devkafka: {listen: 127.0.0.1:18692, data_dir: $PWD/$W/kafka}
 auth:
   tokens: [{name: bench, sha256: $(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1), roles: [admin]}]
 log: {level: warn}
 canary:
-  listen: 127.0.0.1:18680
-  admin_listen: 127.0.0.1:18681
+  listen: 127.0.0.1:$2
+  admin_listen: 127.0.0.1:$3
   backends:
     - {name: stable, url: "http://127.0.0.1:18601", version: v1}
     - {name: canary, url: "http://127.0.0.1:18602", version: v2}
   stable: stable
   rollout: {steps: [10], step_pause: 1h, interval: 1h}
 YAML
-clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS lookout_bench"
+	clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS $4"
+}
+# start_router BINARY NAME ADMIN_PORT → the router's pid, once it answers, with its rollout started
+start_router() {
+	GOGC=${ROUTER_GOGC:-100} GOMAXPROCS=${ROUTER_GOMAXPROCS:-$(nproc)} "$1" router -config "$W/$2.yaml" >"$W/$2.log" 2>&1 &
+	local pid=$!
+	for _ in $(seq 50); do curl -sf "http://127.0.0.1:$3/healthz" >/dev/null && break; sleep 0.2; done
+	LOOKOUT_TOKEN=$TOKEN "$1" rollout -config "$W/$2.yaml" start -canary canary -reason bench >/dev/null
+	echo "$pid"
+}
+router_yaml lookout 18680 18681 lookout_bench
 "$W/lookout" devkafka -config "$W/lookout.yaml" >"$W/devkafka.log" 2>&1 & PIDS+=($!)
 KAFKA_PID=$!
 sleep 1
-GOGC=${ROUTER_GOGC:-100} GOMAXPROCS=${ROUTER_GOMAXPROCS:-$(nproc)} "$W/lookout" router -config "$W/lookout.yaml" >"$W/router.log" 2>&1 & PIDS+=($!)
-ROUTER_PID=$!
-for _ in $(seq 50); do curl -sf http://127.0.0.1:18681/healthz >/dev/null && break; sleep 0.2; done
-LOOKOUT_TOKEN=$TOKEN "$W/lookout" rollout -config "$W/lookout.yaml" start -canary canary -reason bench >/dev/null
+ROUTER_PID=$(start_router "$W/lookout" lookout 18681) && PIDS+=("$ROUTER_PID")
+if [ -n "${BASELINE:-}" ]; then
+	router_yaml baseline 18682 18683 lookout_bench_baseline
+	BASELINE_PID=$(start_router "$BASELINE" baseline 18683) && PIDS+=("$BASELINE_PID")
+	[[ " $TARGETS " == *" baseline "* ]] || TARGETS="$TARGETS baseline"
+fi
 
 cat > "$W/post.lua" <<'LUA'
 local n = 0
@@ -127,13 +147,14 @@ proxy_pids() {
 	direct) echo "" ;;
 	nginx) echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')" ;;
 	lookout) echo "$ROUTER_PID" ;;
+	baseline) echo "$BASELINE_PID" ;;
 	esac
 }
 hwm() { awk '/VmHWM/{print $2/1024}' "/proc/$1/status"; }
 nginx_hwm() { local s=0; for p in $(pgrep -P "$NGINX_PID") "$NGINX_PID"; do s=$(awk -v s="$s" '/VmHWM/{print s+$2/1024}' "/proc/$p/status"); done; echo "$s"; }
 
 # warm up every path once
-for u in http://127.0.0.1:18601 http://127.0.0.1:18690 http://127.0.0.1:18680; do
+for u in http://127.0.0.1:18601 http://127.0.0.1:18690 http://127.0.0.1:18680 ${BASELINE:+http://127.0.0.1:18682}; do
 	WRK_DELAY_MS=0 wrk -t1 -c8 -d2s -s "$W/post.lua" "$u/" >/dev/null
 done
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
@@ -142,6 +163,7 @@ url() {
 	direct) echo http://127.0.0.1:18601 ;;
 	nginx) echo http://127.0.0.1:18690 ;;
 	lookout) echo http://127.0.0.1:18680 ;;
+	baseline) echo http://127.0.0.1:18682 ;;
 	esac
 }
 # Peak passes: ROUNDS rounds, each target once per round, so a change in the
@@ -167,7 +189,7 @@ for round in $(seq "$ROUNDS"); do
 		# CPU per request is far steadier than req/s on a shared machine.
 		pcpu=$(awk -v c=$((c1 - c0)) -v r="$prps" -v d="$DURATION" 'BEGIN{ if (c == 0) print "-"; else printf "%.0f", c*1000/(r*d) }')
 		kcpu="-"
-		[ "$t" = lookout ] && kcpu=$(awk -v c=$((k1 - k0)) -v r="$prps" -v d="$DURATION" 'BEGIN{printf "%.0f", c*1000/(r*d)}')
+		[ "$t" = lookout ] || [ "$t" = baseline ] && kcpu=$(awk -v c=$((k1 - k0)) -v r="$prps" -v d="$DURATION" 'BEGIN{printf "%.0f", c*1000/(r*d)}')
 		printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n" "$round" "$t" "$prps" "$pp50" "$pp99" "$pcpu" "$kcpu" "$(cut -d' ' -f1 /proc/loadavg)"
 		RPS[$t]="${RPS[$t]:-} $prps" CPU[$t]="${CPU[$t]:-} $pcpu" KCPU[$t]="${KCPU[$t]:-} $kcpu"
 		P50[$t]="${P50[$t]:-} $pp50" P99[$t]="${P99[$t]:-} $pp99" BAD[$t]=$((${BAD[$t]:-0} + pbad))
@@ -202,6 +224,7 @@ for t in $TARGETS; do
 	direct) rss="-" ;;
 	nginx) rss=$(nginx_hwm) ;;
 	lookout) rss=$(hwm "$ROUTER_PID") ;;
+	baseline) rss=$(hwm "$BASELINE_PID") ;;
 	esac
 	printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n" "$t" "$(r0 "$(mean ${RPS[$t]:-})")" "$(mean ${P50[$t]:-})" \
 		"$(mean ${P99[$t]:-})" "$(mean ${CPU[$t]:-})" "$(mean ${KCPU[$t]:-})" "$(r0 "$(mean ${PRPS[$t]:-})")" "$(mean ${PP50[$t]:-})" \
@@ -212,3 +235,4 @@ echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "router events: $(curl -s http://127.0.0.1:18681/metrics | grep -E '^lookout_router_events_total' | tr '\n' ' ')"
 echo "router split: $(curl -s http://127.0.0.1:18681/metrics | grep -E '^lookout_router_requests_total' | tr '\n' ' ')"
 clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS lookout_bench"
+clickhouse-client --port 19000 -q "DROP DATABASE IF EXISTS lookout_bench_baseline"
