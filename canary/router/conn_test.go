@@ -154,15 +154,17 @@ func TestCallerTimeouts(t *testing.T) {
 		}
 		return time.Since(start)
 	}
-	if d := closedWithin(dial()); d < 200*time.Millisecond || d > 2*time.Second {
-		t.Errorf("idle connection closed after %v, want 200 ms to 2 s", d)
+	// Lower bounds with slack: the watcher's ticks can arrive late on a
+	// loaded machine, then catch up.
+	if d := closedWithin(dial()); d < 150*time.Millisecond || d > 3*time.Second {
+		t.Errorf("idle connection closed after %v, want about 200 ms (150 ms to 3 s)", d)
 	}
 	slow := dial()
 	if _, err := slow.Write([]byte("POST /v1/models/m:predict HTTP/1.1\r\nHost: x\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if d := closedWithin(slow); d < 100*time.Millisecond || d > 2*time.Second {
-		t.Errorf("half-sent request cut after %v, want 100 ms to 2 s", d)
+	if d := closedWithin(slow); d < 60*time.Millisecond || d > 3*time.Second {
+		t.Errorf("half-sent request cut after %v, want about 100 ms (60 ms to 3 s)", d)
 	}
 	// Requests within the limits, on one connection, with pauses shorter
 	// than the idle limit between them.
