@@ -105,10 +105,10 @@ func New(o Options) (*Router, error) {
 	if r.log == nil {
 		r.log = slog.Default()
 	}
-	// The whole request must arrive within callerLimits.busy; keep-alive
-	// connections may idle longer.
-	r.callerLimits = connLimits{caller: true, idle: ticks(2 * time.Minute),
-		busy: ticks(max(10*time.Second, o.Config.Timeout)), write: ticks(max(10*time.Second, o.Config.Timeout))}
+	// The whole request must arrive, and the answer be taken, within
+	// callerLimit; keep-alive connections may idle longer.
+	callerLimit := ticks(max(10*time.Second, o.Config.Timeout))
+	r.callerLimits = connLimits{caller: true, idle: ticks(2 * time.Minute), busy: callerLimit, write: callerLimit}
 	r.backendLimits = connLimits{busy: ticks(o.Config.Timeout)}
 	r.keyHeader, r.sourceHeader = o.Config.KeyHeader, o.Config.SourceHeader
 	r.imageHeader, r.idHeader = o.Config.ImageURIHeader, o.Config.EventIDHeader
